@@ -1,0 +1,62 @@
+# Two commands: `make run` and `make test`. Both install what is missing first (as root on Debian).
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+APT_PACKAGES := redis-server chromium poppler-utils
+export DJANGO_SETTINGS_MODULE := config.settings
+
+.PHONY: run test install apt venv node migrate seed lint check clean
+
+install: apt venv node
+
+# Debian packages: installed only when a command they provide is missing.
+apt:
+	@missing=""; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v pdftoppm >/dev/null || missing="$$missing poppler-utils"; \
+	if [ -n "$$missing" ]; then \
+		echo "Installing Debian packages:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+# The virtualenv is rebuilt only when requirements.txt changes.
+venv: $(VENV)/.installed
+$(VENV)/.installed: requirements.txt
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install -q --disable-pip-version-check -r requirements.txt
+	@touch $@
+
+# Front-end assets from npm, served from the project's own static files.
+node: node_modules/.installed
+node_modules/.installed: package.json $(wildcard package-lock.json)
+	@if [ -f package.json ]; then npm ci --no-audit --no-fund --loglevel=error || npm install --no-audit --no-fund --loglevel=error; fi
+	@mkdir -p node_modules && touch $@
+
+migrate: install
+	@mkdir -p var
+	$(PY) manage.py migrate --noinput -v0
+
+seed: migrate
+	$(PY) manage.py seed_findings
+	$(PY) manage.py setup_demo
+
+run: seed
+	$(PY) manage.py collectstatic --noinput -v0
+	$(VENV)/bin/honcho start -f Procfile
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+check: install
+	$(PY) manage.py check
+	$(PY) manage.py makemigrations --check --dry-run
+
+test: install lint check
+	@mkdir -p var/test-artifacts
+	$(VENV)/bin/pytest -q
+
+clean:
+	rm -rf var/test-artifacts var/mail

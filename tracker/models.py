@@ -1,0 +1,528 @@
+"""The domain: organisations, inspections, findings and the recommendations that track them.
+
+State changes to recommendations go through ``tracker.workflow``; nothing here changes status.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractUser
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.db.models import Q
+from django.urls import reverse
+from django.utils import timezone
+from simple_history.models import HistoricalRecords
+
+from tracker.storage import EvidenceStorage
+
+
+class OrganisationManager(models.Manager):
+    def get_by_natural_key(self, slug: str) -> Organisation:
+        return self.get(slug=slug)
+
+
+class OrganisationKind(models.TextChoices):
+    POLICE_FORCE = "police_force", "Police force"
+    LOCAL_AUTHORITY = "local_authority", "Local authority"
+    HEALTH = "health", "Health body"
+    OTHER = "other", "Other"
+
+
+class Organisation(models.Model):
+    Kind = OrganisationKind
+
+    slug = models.SlugField(unique=True)
+    name = models.CharField(max_length=200, unique=True)
+    kind = models.CharField(max_length=32, choices=Kind.choices, default=Kind.OTHER)
+    history = HistoricalRecords()
+
+    objects = OrganisationManager()
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(kind__in=[c.value for c in OrganisationKind]), name="organisation_kind_valid"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def natural_key(self) -> tuple[str]:
+        return (self.slug,)
+
+
+class User(AbstractUser):
+    """A person who signs in. Belongs to one organisation; sees only its data."""
+
+    organisation = models.ForeignKey(
+        Organisation, on_delete=models.PROTECT, null=True, blank=True, related_name="users"
+    )
+    job_title = models.CharField(max_length=200, blank=True)
+    escalation_contact = models.ForeignKey(
+        "self",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="escalates_for",
+        help_text="Who hears about this person's reviews once they are badly overdue.",
+    )
+    history = HistoricalRecords(excluded_fields=["password", "last_login"])
+
+    class Meta:
+        ordering = ["last_name", "first_name", "username"]
+
+    def __str__(self) -> str:
+        return self.get_full_name() or self.username
+
+
+class Theme(models.Model):
+    slug = models.SlugField(unique=True)
+    name = models.CharField(max_length=120)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Grade(models.TextChoices):
+    OUTSTANDING = "outstanding", "Outstanding"
+    GOOD = "good", "Good"
+    ADEQUATE = "adequate", "Adequate"
+    REQUIRES_IMPROVEMENT = "requires_improvement", "Requires improvement"
+    INADEQUATE = "inadequate", "Inadequate"
+
+
+class Inspectorate(models.TextChoices):
+    HMICFRS = "hmicfrs", "HMICFRS"
+    OFSTED = "ofsted", "Ofsted"
+    CQC = "cqc", "CQC"
+    HMI_PROBATION = "hmi_probation", "HMI Probation"
+    JOINT = "joint", "Joint inspection"
+
+
+class Inspection(models.Model):
+    Inspectorate = Inspectorate
+
+    organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="inspections")
+    slug = models.SlugField(max_length=100, unique=True)
+    inspectorate = models.CharField(max_length=32, choices=Inspectorate.choices)
+    programme = models.CharField(max_length=200)
+    title = models.CharField(max_length=300)
+    published = models.DateField(null=True, blank=True, help_text="Exact publication date, when known.")
+    published_text = models.CharField(
+        max_length=100, blank=True, help_text="Publication date as the sources state it, e.g. 'January 2025'."
+    )
+    url = models.URLField(blank=True)
+    tracked = models.BooleanField(
+        default=True,
+        help_text="Tracked inspections get a recommendation per finding; untracked ones are history.",
+    )
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-published", "title"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(inspectorate__in=[c.value for c in Inspectorate]),
+                name="inspection_inspectorate_valid",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+    def get_absolute_url(self) -> str:
+        return reverse("tracker:inspection", args=[self.pk])
+
+
+class Judgement(models.Model):
+    """A graded judgement: one area of the inspection and the grade it was given."""
+
+    inspection = models.ForeignKey(Inspection, on_delete=models.CASCADE, related_name="judgements")
+    area = models.CharField(max_length=300)
+    grade = models.CharField(max_length=32, choices=Grade.choices)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["inspection", "area"]
+        constraints = [
+            models.UniqueConstraint(fields=["inspection", "area"], name="judgement_area_unique"),
+            models.CheckConstraint(condition=Q(grade__in=[c.value for c in Grade]), name="judgement_grade_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.area}: {self.get_grade_display()}"
+
+
+class FindingKind(models.TextChoices):
+    GRADED_JUDGEMENT = "graded_judgement", "Graded judgement"
+    CAUSE_OF_CONCERN = "cause_of_concern", "Cause of concern"
+    RECOMMENDATION = "recommendation", "Recommendation"
+    AREA_FOR_IMPROVEMENT = "area_for_improvement", "Area for improvement"
+    CONCERN = "concern", "Concern or observation"
+
+
+class Finding(models.Model):
+    Kind = FindingKind
+
+    inspection = models.ForeignKey(Inspection, on_delete=models.PROTECT, related_name="findings")
+    reference = models.CharField(max_length=20)
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    title = models.CharField(max_length=200)
+    summary = models.TextField()
+    quote = models.TextField(help_text="The inspectorate's own words, briefly.")
+    source_title = models.CharField(max_length=300, help_text="Which document the quote comes from.")
+    source_reference = models.CharField(max_length=300, blank=True)
+    source_location = models.CharField(max_length=100, blank=True, help_text="Where in the document.")
+    themes = models.ManyToManyField(Theme, blank=True, related_name="findings")
+    history = HistoricalRecords(m2m_fields=[themes])
+
+    class Meta:
+        ordering = ["inspection", "reference"]
+        constraints = [
+            models.UniqueConstraint(fields=["inspection", "reference"], name="finding_reference_unique"),
+            models.CheckConstraint(condition=Q(kind__in=[c.value for c in FindingKind]), name="finding_kind_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.reference} {self.title}"
+
+    @property
+    def provenance(self) -> str:
+        return ", ".join(part for part in (self.source_title, self.source_location) if part)
+
+
+class RecommendationQuerySet(models.QuerySet):
+    def for_organisation(self, organisation_id: int | None) -> RecommendationQuerySet:
+        return self.filter(finding__inspection__organisation_id=organisation_id)
+
+    def open(self) -> RecommendationQuerySet:
+        return self.filter(status__in=Recommendation.OPEN_STATUSES)
+
+    def overdue(self, today: dt.date) -> RecommendationQuerySet:
+        return self.open().filter(next_review_due__lt=today)
+
+    def due_for_review(self, today: dt.date, lead_days: int = 0) -> RecommendationQuerySet:
+        return self.open().filter(next_review_due__lte=today + dt.timedelta(days=lead_days))
+
+    def with_related(self) -> RecommendationQuerySet:
+        return self.select_related("finding__inspection__organisation", "owner")
+
+
+class Status(models.TextChoices):
+    NOT_STARTED = "not_started", "Not started"
+    IN_PROGRESS = "in_progress", "In progress"
+    AWAITING_ASSURANCE = "awaiting_assurance", "Awaiting assurance"
+    CLOSED = "closed", "Closed"
+    SUPERSEDED = "superseded", "Superseded"
+
+
+class Rag(models.TextChoices):
+    NOT_RATED = "", "Not rated"
+    RED = "red", "Red"
+    AMBER = "amber", "Amber"
+    GREEN = "green", "Green"
+
+
+class Recommendation(models.Model):
+    """The tracked unit: one per finding, with an owner, a status and evidence."""
+
+    Status = Status
+
+    Rag = Rag
+
+    OPEN_STATUSES = (Status.NOT_STARTED, Status.IN_PROGRESS, Status.AWAITING_ASSURANCE)
+
+    finding = models.OneToOneField(Finding, on_delete=models.PROTECT, related_name="recommendation")
+    title = models.CharField(max_length=200)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="owned_recommendations",
+    )
+    status = models.CharField(max_length=32, choices=Status.choices, default=Status.NOT_STARTED)
+    rag = models.CharField("RAG", max_length=8, choices=Rag.choices, blank=True, default=Rag.NOT_RATED)
+    target_date = models.DateField(null=True, blank=True)
+    review_interval_days = models.PositiveIntegerField(validators=[MinValueValidator(1)])
+    next_review_due = models.DateField()
+    outcome_measure = models.TextField(blank=True, help_text="How we will know it worked for children.")
+    superseded_by = models.ForeignKey(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="supersedes"
+    )
+    # Bumped by every write through tracker.workflow; forms and the API send it back so a change
+    # made underneath them is refused instead of silently overwritten.
+    version = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    history = HistoricalRecords()
+
+    objects = RecommendationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["next_review_due", "finding__reference"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=[c.value for c in Status]), name="recommendation_status_valid"
+            ),
+            models.CheckConstraint(condition=Q(rag__in=[c.value for c in Rag]), name="recommendation_rag_valid"),
+            models.CheckConstraint(condition=Q(review_interval_days__gte=1), name="recommendation_interval_positive"),
+            models.CheckConstraint(
+                condition=(Q(status="superseded") & Q(superseded_by__isnull=False))
+                | (~Q(status="superseded") & Q(superseded_by__isnull=True)),
+                name="recommendation_superseded_has_replacement",
+            ),
+            models.CheckConstraint(
+                condition=~Q(superseded_by=models.F("pk")), name="recommendation_not_superseded_by_itself"
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "next_review_due"])]
+
+    def __str__(self) -> str:
+        return f"{self.reference} {self.title}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("tracker:recommendation", args=[self.pk])
+
+    @property
+    def reference(self) -> str:
+        return self.finding.reference
+
+    @property
+    def organisation_id(self) -> int:
+        return self.finding.inspection.organisation_id
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in self.OPEN_STATUSES
+
+    def is_overdue(self, today: dt.date | None = None) -> bool:
+        return self.is_open and self.next_review_due < (today or timezone.localdate())
+
+    def days_overdue(self, today: dt.date | None = None) -> int:
+        return max(0, ((today or timezone.localdate()) - self.next_review_due).days)
+
+
+class RecommendationEvent(models.Model):
+    """The timeline: every workflow action with who, when, old and new value and the reason.
+
+    Field-level history is also kept by django-simple-history; this table is the readable story.
+    """
+
+    class Action(models.TextChoices):
+        CREATED = "created", "Created"
+        STARTED = "started", "Work started"
+        UPDATE = "update", "Progress update"
+        REVIEW_COMPLETED = "review_completed", "Review completed"
+        SUBMITTED = "submitted", "Submitted for assurance"
+        CLOSED = "closed", "Accepted and closed"
+        REJECTED = "rejected", "Rejected at assurance"
+        REOPENED = "reopened", "Reopened"
+        SUPERSEDED = "superseded", "Superseded"
+        OWNER_CHANGED = "owner_changed", "Owner changed"
+        TARGET_DATE_CHANGED = "target_date_changed", "Target date changed"
+        REVIEW_INTERVAL_CHANGED = "review_interval_changed", "Review interval changed"
+        RAG_CHANGED = "rag_changed", "RAG changed"
+        EVIDENCE_ADDED = "evidence_added", "Evidence added"
+        EVIDENCE_ACCEPTED = "evidence_accepted", "Evidence accepted"
+        EVIDENCE_REJECTED = "evidence_rejected", "Evidence rejected"
+
+    recommendation = models.ForeignKey(Recommendation, on_delete=models.CASCADE, related_name="events")
+    action = models.CharField(max_length=32, choices=Action.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    at = models.DateTimeField(default=timezone.now)
+    old_value = models.CharField(max_length=200, blank=True)
+    new_value = models.CharField(max_length=200, blank=True)
+    reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["at", "pk"]
+        indexes = [models.Index(fields=["recommendation", "at"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()} by {self.actor or 'system'} at {self.at:%Y-%m-%d %H:%M}"
+
+
+class ProgressUpdate(models.Model):
+    recommendation = models.ForeignKey(Recommendation, on_delete=models.PROTECT, related_name="updates")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    narrative = models.TextField()
+    rag = models.CharField("RAG", max_length=8, choices=Recommendation.Rag.choices, blank=True)
+    review_completed = models.BooleanField(
+        default=False, help_text="Completing a review moves the next review date on by the interval."
+    )
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"Update on {self.recommendation.reference} by {self.author} at {self.created_at:%Y-%m-%d}"
+
+
+def evidence_upload_to(instance: Evidence, filename: str) -> str:
+    # A generated name: the user's filename is kept only as metadata, never as a path.
+    return f"{timezone.now():%Y/%m}/{uuid.uuid4().hex}"
+
+
+class EvidenceKind(models.TextChoices):
+    FILE = "file", "File"
+    LINK = "link", "Link"
+    NOTE = "note", "Note"
+
+
+class EvidenceCategory(models.TextChoices):
+    OUTPUT = "output", "Output (something delivered, e.g. training)"
+    OUTCOME = "outcome", "Outcome (a result for children, e.g. audited response times)"
+
+
+class Verdict(models.TextChoices):
+    PENDING = "pending", "Pending review"
+    ACCEPTED = "accepted", "Accepted"
+    REJECTED = "rejected", "Rejected"
+
+
+class Evidence(models.Model):
+    Kind = EvidenceKind
+
+    Category = EvidenceCategory
+
+    Verdict = Verdict
+
+    recommendation = models.ForeignKey(Recommendation, on_delete=models.PROTECT, related_name="evidence")
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    category = models.CharField(max_length=8, choices=Category.choices)
+    description = models.TextField(help_text="What this evidence shows.")
+    file = models.FileField(upload_to=evidence_upload_to, storage=EvidenceStorage, blank=True, max_length=200)
+    original_filename = models.CharField(max_length=255, blank=True)
+    content_type = models.CharField(max_length=100, blank=True)
+    size_bytes = models.PositiveBigIntegerField(null=True, blank=True)
+    link = models.URLField(blank=True, max_length=500)
+    note = models.TextField(blank=True)
+    added_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    added_at = models.DateTimeField(default=timezone.now)
+    verdict = models.CharField(max_length=8, choices=Verdict.choices, default=Verdict.PENDING)
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    rejection_reason = models.TextField(blank=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-added_at", "-pk"]
+        verbose_name_plural = "evidence"
+        constraints = [
+            models.CheckConstraint(condition=Q(kind__in=[c.value for c in EvidenceKind]), name="evidence_kind_valid"),
+            models.CheckConstraint(
+                condition=Q(category__in=[c.value for c in EvidenceCategory]), name="evidence_category_valid"
+            ),
+            models.CheckConstraint(condition=Q(verdict__in=[c.value for c in Verdict]), name="evidence_verdict_valid"),
+            models.CheckConstraint(
+                condition=(Q(kind="file") & ~Q(file=""))
+                | (Q(kind="link") & ~Q(link=""))
+                | (Q(kind="note") & ~Q(note="")),
+                name="evidence_has_content",
+            ),
+            models.CheckConstraint(
+                condition=~Q(verdict="rejected") | ~Q(rejection_reason=""), name="evidence_rejection_has_reason"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} evidence on {self.recommendation.reference}: {self.description[:60]}"
+
+
+class ReminderStage(models.TextChoices):
+    DUE_SOON = "due_soon", "Due soon"
+    OVERDUE = "overdue", "Overdue"
+    ESCALATION = "escalation", "Escalation"
+    UNOWNED = "unowned", "No owner"
+
+
+class ReminderState(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SENDING = "sending", "Sending"
+    SENT = "sent", "Sent"
+    FAILED = "failed", "Failed (will retry)"
+    DEAD = "dead", "Dead (gave up)"
+    CANCELLED = "cancelled", "Cancelled (no longer due)"
+
+
+class Reminder(models.Model):
+    """The reminder ledger: one row per (recommendation, recipient, stage, review due date).
+
+    The unique constraint is what makes a reminder exactly-once; delivery claims rows with a lease.
+    """
+
+    Stage = ReminderStage
+
+    State = ReminderState
+
+    recommendation = models.ForeignKey(Recommendation, on_delete=models.CASCADE, related_name="reminders")
+    recipient = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="reminders")
+    stage = models.CharField(max_length=16, choices=Stage.choices)
+    review_due = models.DateField()
+    # Overdue reminders repeat weekly: the sequence number tells the repeats apart.
+    occurrence = models.PositiveSmallIntegerField(default=0)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    lease_token = models.CharField(max_length=32, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["recommendation", "recipient", "stage", "review_due", "occurrence"],
+                name="reminder_once_per_stage_and_due_date",
+            ),
+            models.CheckConstraint(
+                condition=Q(stage__in=[c.value for c in ReminderStage]), name="reminder_stage_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(state__in=[c.value for c in ReminderState]), name="reminder_state_valid"
+            ),
+        ]
+        indexes = [models.Index(fields=["state", "next_attempt_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_stage_display()} reminder to {self.recipient} for {self.recommendation_id}"
+
+
+class AccessLog(models.Model):
+    """Who read or took what: evidence downloads, exports, calendar feeds."""
+
+    class Action(models.TextChoices):
+        EVIDENCE_DOWNLOAD = "evidence_download", "Evidence downloaded"
+        EXPORT = "export", "Recommendations exported"
+        IMPORT = "import", "Recommendations imported"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    action = models.CharField(max_length=32, choices=Action.choices)
+    at = models.DateTimeField(default=timezone.now)
+    object_repr = models.CharField(max_length=300, blank=True)
+    detail = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()} by {self.user} at {self.at:%Y-%m-%d %H:%M}"

@@ -1,0 +1,139 @@
+"""Who may do what. The admin, the staff pages and the API all ask this module.
+
+Roles are Django groups; object rules sit on top: everybody is confined to their own
+organisation, and an owner acts only on what they own.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+
+from tracker.models import Evidence, Finding, Inspection, Recommendation, Reminder
+
+if TYPE_CHECKING:
+    from tracker.models import User
+
+
+class Role(StrEnum):
+    GOVERNANCE_LEAD = "Governance lead"
+    REVIEWER = "Assurance reviewer"
+    OWNER = "Owner"
+    VIEWER = "Viewer"
+
+
+class Action(StrEnum):
+    VIEW = "view"
+    UPDATE = "update"  # post a progress update
+    ADD_EVIDENCE = "add_evidence"
+    SUBMIT = "submit"
+    REVIEW = "review"  # accept or reject evidence and closure
+    REOPEN = "reopen"
+    REASSIGN = "reassign"
+    CHANGE_TARGET_DATE = "change_target_date"
+    CHANGE_REVIEW_INTERVAL = "change_review_interval"
+    SUPERSEDE = "supersede"
+
+
+class NotPermitted(PermissionDenied):
+    """The user may not do this. The message says so in words a user can act on."""
+
+
+_MESSAGES = {
+    Action.VIEW: "You cannot see this recommendation.",
+    Action.UPDATE: "Only the owner or a governance lead can post progress updates on this recommendation.",
+    Action.ADD_EVIDENCE: "Only the owner or a governance lead can add evidence to this recommendation.",
+    Action.SUBMIT: "Only the owner or a governance lead can submit this recommendation for assurance.",
+    Action.REVIEW: "Only an assurance reviewer or a governance lead can accept or reject evidence and closure.",
+    Action.REOPEN: "Only a governance lead can reopen a recommendation.",
+    Action.REASSIGN: "Only a governance lead can assign owners.",
+    Action.CHANGE_TARGET_DATE: "Only a governance lead can change target dates.",
+    Action.CHANGE_REVIEW_INTERVAL: "Only a governance lead can change review intervals.",
+    Action.SUPERSEDE: "Only a governance lead can supersede a recommendation.",
+}
+
+
+def roles(user: User) -> frozenset[str]:
+    """The user's role names, cached on the user object for the request."""
+    if not user.is_authenticated or not user.is_active:
+        return frozenset()
+    cached = getattr(user, "_tracker_roles", None)
+    if cached is None:
+        cached = frozenset(user.groups.values_list("name", flat=True))
+        user._tracker_roles = cached
+    return cached
+
+
+def has_role(user: User, *wanted: Role) -> bool:
+    return bool(roles(user) & {str(role) for role in wanted})
+
+
+def is_governance_lead(user: User) -> bool:
+    return has_role(user, Role.GOVERNANCE_LEAD)
+
+
+def sees_whole_organisation(user: User) -> bool:
+    return has_role(user, Role.GOVERNANCE_LEAD, Role.REVIEWER, Role.VIEWER)
+
+
+def _same_organisation(user: User, recommendation: Recommendation) -> bool:
+    return user.organisation_id is not None and user.organisation_id == recommendation.organisation_id
+
+
+def can(user: User, action: Action, recommendation: Recommendation) -> bool:
+    if not user.is_authenticated or not user.is_active or not _same_organisation(user, recommendation):
+        return False
+    lead = is_governance_lead(user)
+    owns = recommendation.owner_id == user.pk and has_role(user, Role.OWNER, Role.GOVERNANCE_LEAD)
+    if action == Action.VIEW:
+        return sees_whole_organisation(user) or recommendation.owner_id == user.pk
+    if action in (Action.UPDATE, Action.ADD_EVIDENCE, Action.SUBMIT):
+        return lead or owns
+    if action == Action.REVIEW:
+        return lead or has_role(user, Role.REVIEWER)
+    # Reopening, reassigning, dates and superseding shape the plan itself.
+    return lead
+
+
+def require(user: User, action: Action, recommendation: Recommendation) -> None:
+    if not can(user, action, recommendation):
+        raise NotPermitted(_MESSAGES[action])
+
+
+def allowed_actions(user: User, recommendation: Recommendation) -> set[Action]:
+    return {action for action in Action if can(user, action, recommendation)}
+
+
+# Querysets: what a user may list. Anything outside them is "not found" to that user.
+
+
+def visible_recommendations(user: User) -> QuerySet[Recommendation]:
+    if not user.is_authenticated or not user.is_active or user.organisation_id is None:
+        return Recommendation.objects.none()
+    qs = Recommendation.objects.for_organisation(user.organisation_id)
+    if sees_whole_organisation(user):
+        return qs
+    return qs.filter(owner=user)
+
+
+def visible_inspections(user: User) -> QuerySet[Inspection]:
+    if not user.is_authenticated or not user.is_active or user.organisation_id is None or not roles(user):
+        return Inspection.objects.none()
+    return Inspection.objects.filter(organisation_id=user.organisation_id)
+
+
+def visible_findings(user: User) -> QuerySet[Finding]:
+    return Finding.objects.filter(inspection__in=visible_inspections(user))
+
+
+def visible_evidence(user: User) -> QuerySet[Evidence]:
+    return Evidence.objects.filter(recommendation__in=visible_recommendations(user))
+
+
+def visible_reminders(user: User) -> QuerySet[Reminder]:
+    if not is_governance_lead(user) or user.organisation_id is None:
+        return Reminder.objects.none()
+    return Reminder.objects.filter(recommendation__finding__inspection__organisation_id=user.organisation_id)

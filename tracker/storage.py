@@ -1,0 +1,30 @@
+"""Private storage for evidence files: never under a public URL."""
+
+from django.conf import settings
+from django.core.files.storage import FileSystemStorage
+from django.utils.deconstruct import deconstructible
+
+
+@deconstructible
+class EvidenceStorage(FileSystemStorage):
+    """Files live under ``settings.EVIDENCE_ROOT``, read at use so tests can move it.
+
+    ``base_url`` is None on purpose: ``.url`` raises, so no template can link a file directly;
+    downloads go through the permission-checked view.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(base_url=None)
+
+    @property
+    def base_location(self):  # type: ignore[override]
+        return settings.EVIDENCE_ROOT
+
+    @property
+    def location(self):  # type: ignore[override]
+        import os
+
+        return os.path.abspath(self.base_location)
+
+    def url(self, name):
+        raise ValueError("Evidence files have no public URL; use the download view.")
