@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
-APT_PACKAGES := redis-server chromium poppler-utils
+APT_PACKAGES := redis-server chromium poppler-utils libpango-1.0-0 libpangoft2-1.0-0
 export DJANGO_SETTINGS_MODULE := config.settings
 
 .PHONY: run test install apt venv node migrate seed lint check clean
@@ -16,6 +16,7 @@ apt:
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v pdftoppm >/dev/null || missing="$$missing poppler-utils"; \
+	ldconfig -p | grep -q 'libpangoft2-1.0.so.0' || missing="$$missing libpango-1.0-0 libpangoft2-1.0-0"; \
 	if [ -n "$$missing" ]; then \
 		echo "Installing Debian packages:$$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
@@ -44,6 +45,7 @@ seed: migrate
 
 run: seed
 	$(PY) manage.py collectstatic --noinput -v0
+	$(PY) manage.py setup_schedule --run-now
 	$(VENV)/bin/honcho start -f Procfile
 
 lint: install

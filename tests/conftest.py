@@ -14,6 +14,8 @@ from tracker.permissions import Role
 def _private_dirs(settings, tmp_path):
     settings.EVIDENCE_ROOT = tmp_path / "evidence"
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    # Fast hashing: the suite creates many users; production keeps Django's default hashers.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture

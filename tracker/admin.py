@@ -9,6 +9,7 @@ from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
+from rest_framework.authtoken.models import TokenProxy
 from simple_history.admin import SimpleHistoryAdmin
 
 from tracker import workflow
@@ -28,6 +29,9 @@ from tracker.models import (
 )
 
 admin.site.site_header = "Safeguarding Recommendation Tracker"
+# A token's key is a password: nobody should read one in the admin. Tokens are issued by command.
+if admin.site.is_registered(TokenProxy):
+    admin.site.unregister(TokenProxy)
 admin.site.site_title = "Recommendation Tracker admin"
 admin.site.index_title = "Improvement plan administration"
 
@@ -45,6 +49,12 @@ class ScopedAdmin(SimpleHistoryAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+    def history_view(self, request, object_id, extra_context=None):
+        # Append-only logs (timeline, access log) have no field history of their own.
+        if not hasattr(self.model._meta, "simple_history_manager_attribute"):
+            return admin.ModelAdmin.history_view(self, request, object_id, extra_context)
+        return super().history_view(request, object_id, extra_context)
 
 
 class ReadOnlyAdmin(ScopedAdmin):
@@ -154,6 +164,16 @@ class InspectionAdmin(ScopedChoicesMixin, ScopedAdmin):
     list_filter = ["inspectorate", "organisation", "tracked"]
     search_fields = ["title", "programme", "slug"]
     inlines = [JudgementInline, FindingInline]
+    change_list_template = "admin/tracker/inspection/change_list.html"
+
+    def get_urls(self):
+        # Governance leads import new inspections from CSV or Excel (tracker.imports); the view checks the role.
+        from django.urls import path
+
+        from tracker.oversight_views import admin_import
+
+        view = self.admin_site.admin_view(lambda request: admin_import(request, self))
+        return [path("import/", view, name="tracker_inspection_import"), *super().get_urls()]
 
 
 @admin.register(Finding)
@@ -405,9 +425,6 @@ class RecommendationAdmin(ScopedChoicesMixin, ScopedAdmin):
             return
         apply_admin_changes(obj.pk, request.user, form.cleaned_data)
 
-    def save_related(self, request, form, formsets, change) -> None:
-        pass  # inlines are read-only; the recommendation itself was written by the workflow
-
     @admin.action(description="Assign the chosen owner to the selected recommendations")
     def assign_owner(self, request, queryset) -> None:
         owner = RecommendationActionForm(request.POST).fields["owner"].clean(request.POST.get("owner") or None)
@@ -528,9 +545,46 @@ class ReminderAdmin(ReadOnlyAdmin):
         "sent_at",
         "last_error",
     ]
-    list_filter = ["state", "stage"]
     search_fields = ["recipient__username", "recipient__email", "recommendation__finding__reference"]
     list_select_related = ["recommendation__finding", "recipient"]
+    date_hierarchy = "created_at"
+    actions = ["retry_now"]
+
+    class NeedsAttentionFilter(admin.SimpleListFilter):
+        title = "needs attention"
+        parameter_name = "attention"
+
+        def lookups(self, request, model_admin):
+            return [
+                ("undelivered", "Failed or dead (not delivered)"),
+                ("retrying", "Waiting to retry after a temporary failure"),
+            ]
+
+        def queryset(self, request, queryset):
+            if self.value() == "undelivered":
+                return queryset.filter(state__in=[Reminder.State.FAILED, Reminder.State.DEAD])
+            if self.value() == "retrying":
+                return queryset.filter(state=Reminder.State.PENDING, attempts__gt=0)
+            return queryset
+
+    list_filter = [NeedsAttentionFilter, "state", "stage", "review_due"]
+
+    def has_retry_permission(self, request) -> bool:
+        from tracker.permissions import is_governance_lead
+
+        return request.user.is_superuser or is_governance_lead(request.user)
+
+    @admin.action(description="Retry the selected failed or dead reminders now", permissions=["retry"])
+    def retry_now(self, request, queryset) -> None:
+        from tracker import reminders
+
+        count = reminders.retry_now(queryset.values_list("pk", flat=True))
+        skipped = queryset.count() - count
+        self.message_user(request, f"{count} reminder(s) queued for another attempt.", messages.SUCCESS)
+        if skipped:
+            self.message_user(
+                request, f"{skipped} reminder(s) were not failed or dead, so were left alone.", messages.WARNING
+            )
 
 
 @admin.register(AccessLog)

@@ -454,11 +454,11 @@ class ReminderStage(models.TextChoices):
 
 
 class ReminderState(models.TextChoices):
-    PENDING = "pending", "Pending"
-    SENDING = "sending", "Sending"
+    PENDING = "pending", "Pending (waiting for its next attempt)"
+    SENDING = "sending", "Sending (claimed by a worker)"
     SENT = "sent", "Sent"
-    FAILED = "failed", "Failed (will retry)"
-    DEAD = "dead", "Dead (gave up)"
+    FAILED = "failed", "Failed (refused or no address; needs a person)"
+    DEAD = "dead", "Dead (gave up after repeated temporary failures)"
     CANCELLED = "cancelled", "Cancelled (no longer due)"
 
 
@@ -466,6 +466,8 @@ class Reminder(models.Model):
     """The reminder ledger: one row per (recommendation, recipient, stage, review due date).
 
     The unique constraint is what makes a reminder exactly-once; delivery claims rows with a lease.
+    Temporary delivery failures go back to pending with a later ``next_attempt_at`` (the wait lives
+    here, not in the broker); permanent ones are failed; too many attempts make a row dead.
     """
 
     Stage = ReminderStage
@@ -501,7 +503,11 @@ class Reminder(models.Model):
                 condition=Q(state__in=[c.value for c in ReminderState]), name="reminder_state_valid"
             ),
         ]
-        indexes = [models.Index(fields=["state", "next_attempt_at"])]
+        indexes = [
+            models.Index(fields=["state", "next_attempt_at"]),
+            # Delivery reads back the rows it has just claimed by their lease token.
+            models.Index(fields=["lease_token"], name="reminder_lease_token_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_stage_display()} reminder to {self.recipient} for {self.recommendation_id}"
@@ -526,3 +532,28 @@ class AccessLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_action_display()} by {self.user} at {self.at:%Y-%m-%d %H:%M}"
+
+
+class CalendarFeedToken(models.Model):
+    """A private, revocable link to a user's calendar of review and target dates (for Outlook).
+
+    Only a SHA-256 hash of the token is stored: the link is shown once, when it is made, and a
+    database leak does not hand out working feed URLs.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="calendar_tokens")
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        state = "revoked" if self.revoked_at else "active"
+        return f"Calendar feed for {self.user} ({state})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 
-from tracker.models import Evidence, Finding, Inspection, Recommendation, Reminder
+from tracker.models import Evidence, Finding, Inspection, Organisation, Recommendation, Reminder
 
 if TYPE_CHECKING:
     from tracker.models import User
@@ -36,6 +36,7 @@ class Action(StrEnum):
     CHANGE_TARGET_DATE = "change_target_date"
     CHANGE_REVIEW_INTERVAL = "change_review_interval"
     SUPERSEDE = "supersede"
+    EDIT = "edit"  # the wording of the recommendation and its outcome measure
 
 
 class NotPermitted(PermissionDenied):
@@ -53,6 +54,7 @@ _MESSAGES = {
     Action.CHANGE_TARGET_DATE: "Only a governance lead can change target dates.",
     Action.CHANGE_REVIEW_INTERVAL: "Only a governance lead can change review intervals.",
     Action.SUPERSEDE: "Only a governance lead can supersede a recommendation.",
+    Action.EDIT: "Only a governance lead can change a recommendation's title or outcome measure.",
 }
 
 
@@ -117,6 +119,12 @@ def visible_recommendations(user: User) -> QuerySet[Recommendation]:
     if sees_whole_organisation(user):
         return qs
     return qs.filter(owner=user)
+
+
+def visible_organisations(user: User) -> QuerySet[Organisation]:
+    if not user.is_authenticated or not user.is_active or user.organisation_id is None or not roles(user):
+        return Organisation.objects.none()
+    return Organisation.objects.filter(pk=user.organisation_id)
 
 
 def visible_inspections(user: User) -> QuerySet[Inspection]:

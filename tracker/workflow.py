@@ -29,6 +29,10 @@ class WorkflowError(Exception):
     """An action that is not allowed now. The message tells the user what to do instead."""
 
 
+class InvalidInput(WorkflowError):
+    """The request itself is incomplete or malformed (a missing reason, an empty narrative)."""
+
+
 class StaleRecommendation(WorkflowError):
     """The recommendation changed after the user loaded it."""
 
@@ -60,7 +64,7 @@ def _event(rec: Recommendation, action: str, by: User | None, old="", new="", re
 def _need_reason(reason: str, what: str) -> str:
     reason = (reason or "").strip()
     if not reason:
-        raise WorkflowError(f"Give a reason for {what}.")
+        raise InvalidInput(f"Give a reason for {what}.")
     return reason
 
 
@@ -137,9 +141,9 @@ def post_update(
     """An owner's dated entry. Starts work if not started; completing a review moves the due date."""
     narrative = (narrative or "").strip()
     if not narrative:
-        raise WorkflowError("Write what has happened since the last update.")
+        raise InvalidInput("Write what has happened since the last update.")
     if rag is not None and rag not in Recommendation.Rag.values:
-        raise WorkflowError(f"{rag!r} is not a RAG rating; choose red, amber or green.")
+        raise InvalidInput(f"{rag!r} is not a RAG rating; choose red, amber or green.")
     created: list[ProgressUpdate] = []
 
     def change(rec: Recommendation) -> None:
@@ -191,14 +195,14 @@ def add_evidence(
     """Attach a file, a link or a note. Files must already have been checked by ``tracker.uploads``."""
     description = (description or "").strip()
     if not description:
-        raise WorkflowError("Say what this evidence shows.")
+        raise InvalidInput("Say what this evidence shows.")
     if category not in Evidence.Category.values:
-        raise WorkflowError("Say whether this evidence shows an output or an outcome.")
+        raise InvalidInput("Say whether this evidence shows an output or an outcome.")
     content = {Evidence.Kind.FILE: file, Evidence.Kind.LINK: link, Evidence.Kind.NOTE: note}
     if kind not in content:
-        raise WorkflowError("Evidence is a file, a link or a note.")
+        raise InvalidInput("Evidence is a file, a link or a note.")
     if not content[kind]:
-        raise WorkflowError(f"Provide the {Evidence.Kind(kind).label.lower()} for this evidence.")
+        raise InvalidInput(f"Provide the {Evidence.Kind(kind).label.lower()} for this evidence.")
     created: list[Evidence] = []
 
     def change(rec: Recommendation) -> None:
@@ -246,7 +250,9 @@ def submit_for_assurance(
     return _apply(recommendation, by, Action.SUBMIT, expected_version, change)
 
 
-def review_evidence(evidence: Evidence, *, by: User, accept: bool, reason: str = "") -> Evidence:
+def review_evidence(
+    evidence: Evidence, *, by: User, accept: bool, reason: str = "", expected_version: int | None = None
+) -> Evidence:
     """An assurance reviewer's verdict on one piece of evidence."""
     recommendation = evidence.recommendation
     if not accept:
@@ -268,7 +274,7 @@ def review_evidence(evidence: Evidence, *, by: User, accept: bool, reason: str =
         _event(rec, action, by, new=item.description[:200], reason=reason)
         _save(rec, by, action.label, [])
 
-    _apply(recommendation, by, Action.REVIEW, None, change)
+    _apply(recommendation, by, Action.REVIEW, expected_version, change)
     evidence.refresh_from_db()
     return evidence
 
@@ -389,7 +395,7 @@ def change_review_interval(
     recommendation: Recommendation, *, by: User, days: int, reason: str = "", expected_version: int | None = None
 ) -> Recommendation:
     if not isinstance(days, int) or days < 1:
-        raise WorkflowError("The review interval must be a whole number of days, at least 1.")
+        raise InvalidInput("The review interval must be a whole number of days, at least 1.")
 
     def change(rec: Recommendation) -> None:
         if rec.review_interval_days == days:
@@ -407,7 +413,7 @@ def edit_details(
     """The governance lead's wording of the recommendation and how success will be measured."""
     title = (title or "").strip()
     if not title:
-        raise WorkflowError("A recommendation needs a title.")
+        raise InvalidInput("A recommendation needs a title.")
 
     def change(rec: Recommendation) -> None:
         changed = [
@@ -420,7 +426,7 @@ def edit_details(
         rec.title, rec.outcome_measure = title, outcome_measure.strip()
         _save(rec, by, "Details edited", changed)
 
-    return _apply(recommendation, by, Action.REASSIGN, expected_version, change)
+    return _apply(recommendation, by, Action.EDIT, expected_version, change)
 
 
 def create_recommendation(

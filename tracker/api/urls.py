@@ -1,3 +1,24 @@
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from rest_framework.routers import SimpleRouter
+
+from tracker.api import views
+
 app_name = "api"
 
-urlpatterns: list = []
+router = SimpleRouter()
+router.register("organisations", views.OrganisationViewSet, basename="organisation")
+router.register("inspections", views.InspectionViewSet, basename="inspection")
+router.register("findings", views.FindingViewSet, basename="finding")
+router.register("recommendations", views.RecommendationViewSet, basename="recommendation")
+router.register("updates", views.ProgressUpdateViewSet, basename="update")
+router.register("evidence", views.EvidenceViewSet, basename="evidence")
+router.register("reminders", views.ReminderViewSet, basename="reminder")
+
+urlpatterns = [
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+    path("redoc/", SpectacularRedocView.as_view(url_name="api:schema"), name="redoc"),
+    path("", include(router.urls)),
+    re_path(r"^(?P<unmatched>.*)$", views.not_found),
+]

@@ -1,0 +1,104 @@
+"""Lists: the pages' filters, ordering, search and pagination, through the API."""
+
+import datetime as dt
+
+import pytest
+from django.utils import timezone
+
+from tests.factories import FindingFactory, RecommendationFactory, ThemeFactory
+from tracker.models import Recommendation
+
+TODAY = timezone.localdate()
+
+
+@pytest.fixture
+def plan(org, olly, otto):
+    missing = ThemeFactory(slug="missing-children", name="Missing children")
+    recs = {
+        "overdue": RecommendationFactory(
+            finding=FindingFactory(inspection__organisation=org, reference="CC1", title="Missing children"),
+            owner=olly,
+            rag="red",
+            next_review_due=TODAY - dt.timedelta(days=3),
+        ),
+        "soon": RecommendationFactory(
+            finding__inspection__organisation=org, owner=otto, rag="amber", next_review_due=TODAY + dt.timedelta(days=2)
+        ),
+        "later": RecommendationFactory(
+            finding__inspection__organisation=org, owner=None, next_review_due=TODAY + dt.timedelta(days=40)
+        ),
+        "closed": RecommendationFactory(
+            finding__inspection__organisation=org,
+            owner=olly,
+            status=Recommendation.Status.CLOSED,
+            next_review_due=TODAY - dt.timedelta(days=30),
+        ),
+    }
+    recs["overdue"].finding.themes.add(missing)
+    return recs
+
+
+def ids(response) -> list[int]:
+    assert response.status_code == 200, response.content
+    return [item["id"] for item in response.json()["results"]]
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ({}, ["closed", "overdue", "soon", "later"]),
+        ({"overdue": "true"}, ["overdue"]),
+        ({"status": ["not_started", "closed"]}, ["closed", "overdue", "soon", "later"]),
+        ({"status": "closed"}, ["closed"]),
+        ({"rag": "red"}, ["overdue"]),
+        ({"theme": "missing-children"}, ["overdue"]),
+        ({"owner": "null"}, ["later"]),
+        ({"due_before": str(TODAY)}, ["closed", "overdue"]),
+        ({"due_after": str(TODAY), "due_before": str(TODAY + dt.timedelta(days=10))}, ["soon"]),
+        ({"q": "CC1"}, ["overdue"]),
+        ({"ordering": "-next_review_due"}, ["later", "soon", "overdue", "closed"]),
+    ],
+)
+def test_recommendations_filter_and_order_like_the_pages(plan, lead_api, query, expected):
+    assert ids(lead_api.get("/api/recommendations/", query)) == [plan[name].pk for name in expected]
+
+
+def test_the_owner_filter_takes_a_colleague(plan, lead_api, otto):
+    assert ids(lead_api.get("/api/recommendations/", {"owner": otto.pk})) == [plan["soon"].pk]
+
+
+def test_an_owner_lists_only_what_they_own(plan, olly, client_for):
+    assert ids(client_for(olly).get("/api/recommendations/")) == [plan["closed"].pk, plan["overdue"].pk]
+
+
+def test_pages_link_to_each_other(plan, lead_api):
+    first = lead_api.get("/api/recommendations/", {"page_size": 3}).json()
+
+    assert first["count"] == 4
+    assert len(first["results"]) == 3
+    second = lead_api.get(first["next"]).json()
+    assert [item["id"] for item in second["results"]] == [plan["later"].pk]
+    assert lead_api.get("/api/recommendations/", {"page": 3, "page_size": 3}).status_code == 404
+
+
+def test_a_recommendation_says_what_the_caller_may_do(plan, client_for, olly, rita):
+    rec = plan["overdue"]
+
+    assert client_for(olly).get(f"/api/recommendations/{rec.pk}/").json()["allowed_actions"] == [
+        "add_evidence",
+        "submit",
+        "update",
+        "view",
+    ]
+    assert client_for(rita).get(f"/api/recommendations/{rec.pk}/").json()["allowed_actions"] == ["review", "view"]
+
+
+def test_findings_can_be_searched_and_filtered_by_theme(plan, lead_api):
+    found = lead_api.get("/api/findings/", {"search": "Missing children"}).json()["results"]
+
+    assert [item["reference"] for item in found] == ["CC1"]
+    assert found[0]["themes"] == [{"slug": "missing-children", "name": "Missing children"}]
+    assert found[0]["recommendation"] == plan["overdue"].pk
+    assert [f["id"] for f in lead_api.get("/api/findings/", {"theme": "missing-children"}).json()["results"]] == [
+        plan["overdue"].finding_id
+    ]

@@ -1,0 +1,209 @@
+"""seed_findings: idempotent, never overwrites staff work, all-or-nothing, clear messages."""
+
+import datetime as dt
+import shutil
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.core.management import CommandError, call_command
+
+from tests.factories import UserFactory
+from tracker import workflow
+from tracker.models import Finding, Inspection, Judgement, Organisation, Recommendation, RecommendationEvent
+from tracker.permissions import Role
+from tracker.seeding import SEED_CHANGE_REASON, SeedError, seed
+
+SEEDS = Path(settings.BASE_DIR) / "seeds"
+CLEVELAND_2025 = SEEDS / "cleveland-police-2025-national-child-protection.yaml"
+
+VALID = """\
+organisation: {slug: test-force, name: Test Force, kind: police_force}
+inspection:
+  slug: test-2025
+  inspectorate: hmicfrs
+  programme: National child protection inspection
+  title: Test inspection
+  published: 2025-01-22
+sources:
+  - {key: report, title: The report}
+themes:
+  missing-children: Missing children
+judgements:
+  - {area: Responding to children at risk of harm, grade: inadequate}
+findings:
+  - reference: CC1
+    kind: cause_of_concern
+    title: Respond to missing children
+    summary: The force does not respond to missing children effectively.
+    quote: doesn’t consistently recognise the risks posed to missing children
+    source: report
+    location: paragraph 9
+    themes: [missing-children]
+"""
+
+
+def counts():
+    return tuple(m.objects.count() for m in (Organisation, Inspection, Judgement, Finding, Recommendation))
+
+
+def write(tmp_path, text, name="seed.yaml"):
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def seeded(db):
+    seed()
+
+
+class TestTheClevelandSeed:
+    def test_every_finding_of_the_2025_inspection_becomes_a_recommendation(self, seeded):
+        inspection = Inspection.objects.get(slug="cleveland-police-2025-ncpi")
+        findings = inspection.findings.all()
+        assert findings.count() >= 14
+        assert Recommendation.objects.filter(finding__inspection=inspection).count() == findings.count()
+        assert set(findings.values_list("kind", flat=True)) >= {"graded_judgement", "cause_of_concern", "concern"}
+        assert set(inspection.judgements.values_list("grade", flat=True)) == {"inadequate"}
+        assert all(f.quote and f.source_title and f.source_location and f.themes.exists() for f in findings)
+
+    def test_new_recommendations_are_not_started_with_a_review_date(self, seeded):
+        for rec in Recommendation.objects.all():
+            assert rec.status == Recommendation.Status.NOT_STARTED
+            assert rec.next_review_due > dt.date(2025, 1, 1)
+            assert rec.events.filter(action=RecommendationEvent.Action.CREATED).exists()
+
+    def test_historical_inspections_give_findings_but_no_recommendations(self, seeded):
+        historical = Inspection.objects.filter(tracked=False)
+        assert historical.count() == 2
+        assert Finding.objects.filter(inspection__in=historical).exists()
+        assert not Recommendation.objects.filter(finding__inspection__in=historical).exists()
+
+    def test_missing_children_is_followed_across_2017_2018_and_2025(self, seeded):
+        years = Inspection.objects.filter(findings__themes__slug="missing-children").distinct()
+        assert years.count() == 3
+
+
+class TestIdempotence:
+    def test_seeding_twice_changes_nothing_and_says_so(self, seeded, capsys):
+        before = counts()
+        history = Recommendation.history.count()
+
+        call_command("seed_findings")
+
+        assert counts() == before
+        assert Recommendation.history.count() == history
+        assert "Nothing to change" in capsys.readouterr().out
+
+    def test_staff_edits_survive_a_reseed(self, seeded):
+        org = Organisation.objects.get(slug="cleveland-police")
+        lead = UserFactory(organisation=org, roles=[Role.GOVERNANCE_LEAD])
+        owner = UserFactory(organisation=org, roles=[Role.OWNER])
+        rec = Recommendation.objects.with_related().get(finding__reference="CC1", finding__inspection__tracked=True)
+        workflow.assign_owner(rec, by=lead, owner=owner)
+        workflow.change_target_date(rec, by=lead, target_date=dt.date(2026, 3, 31))
+        workflow.post_update(rec, by=owner, narrative="Started", rag="red", review_completed=True)
+        workflow.add_evidence(rec, by=owner, kind="note", category="outcome", description="Audit", note="n=20")
+        rec.refresh_from_db()
+        snapshot = (rec.owner_id, rec.status, rec.rag, rec.target_date, rec.next_review_due, rec.title, rec.version)
+
+        seed()
+
+        rec.refresh_from_db()
+        assert (
+            rec.owner_id,
+            rec.status,
+            rec.rag,
+            rec.target_date,
+            rec.next_review_due,
+            rec.title,
+            rec.version,
+        ) == snapshot
+        assert rec.updates.count() == 1
+        assert rec.evidence.count() == 1
+
+    def test_a_changed_quote_updates_the_finding_and_is_recorded_in_history(self, tmp_path, db):
+        path = write(tmp_path, VALID)
+        seed([path])
+        write(tmp_path, VALID.replace("consistently recognise", "always recognise"))
+
+        report = seed([path])
+
+        finding = Finding.objects.get(reference="CC1")
+        assert "always recognise" in finding.quote
+        assert report.updated == ["finding test-2025 CC1: quote"]
+        assert finding.history.first().history_change_reason == SEED_CHANGE_REASON
+
+    def test_a_dry_run_prints_what_would_change_and_changes_nothing(self, tmp_path, db, capsys):
+        call_command("seed_findings", str(write(tmp_path, VALID)), "--dry-run")
+        out = capsys.readouterr().out
+        assert "Would create recommendation test-2025 CC1" in out
+        assert counts() == (0, 0, 0, 0, 0)
+
+
+MALFORMED = [
+    ("bad YAML", VALID.replace("kind: cause_of_concern", "kind: [unclosed"), "line 17", "not valid YAML"),
+    (
+        "a missing field",
+        VALID.replace("    summary: The force does not respond to missing children effectively.\n", ""),
+        "finding CC1",
+        "missing field 'summary'",
+    ),
+    ("an unknown kind", VALID.replace("kind: cause_of_concern", "kind: cause"), "finding CC1", "unknown kind 'cause'"),
+    ("a duplicate reference", VALID + VALID[VALID.index("  - reference: CC1") :], "finding CC1", "duplicate reference"),
+    (
+        "a bad date",
+        VALID.replace("published: 2025-01-22", "published: 2025-13-45"),
+        "line 3",
+        "'published' must be a date",
+    ),
+    (
+        "an unknown theme",
+        VALID.replace("themes: [missing-children]", "themes: [missing]"),
+        "finding CC1",
+        "unknown theme",
+    ),
+    (
+        "an unknown field",
+        VALID.replace("    location: paragraph 9\n", "    location: paragraph 9\n    colour: red\n"),
+        "finding CC1",
+        "unknown field 'colour'",
+    ),
+    ("an unknown grade", VALID.replace("grade: inadequate", "grade: poor"), "judgement", "unknown grade 'poor'"),
+]
+
+
+class TestMalformedFiles:
+    @pytest.mark.parametrize(("problem", "text", "place", "message"), MALFORMED, ids=[m[0] for m in MALFORMED])
+    def test_a_malformed_file_names_the_file_the_place_and_the_problem_and_changes_nothing(
+        self, tmp_path, db, problem, text, place, message
+    ):
+        good = write(tmp_path, VALID.replace("test-force", "good-force").replace("test-2025", "good-2025"), "a.yaml")
+        bad = write(tmp_path, text, "b.yaml")
+
+        with pytest.raises(CommandError) as error:
+            call_command("seed_findings", str(good), str(bad))
+
+        text = str(error.value)
+        assert "Nothing was loaded" in text
+        assert "b.yaml" in text and place in text and message in text
+        assert counts() == (0, 0, 0, 0, 0), "the good file must not be loaded either"
+
+    def test_a_file_that_is_not_utf8_is_refused(self, tmp_path, db):
+        path = tmp_path / "latin.yaml"
+        path.write_bytes(VALID.replace("doesn’t", "doesn\x92t").encode("latin-1", errors="replace"))
+        with pytest.raises(SeedError, match=r"latin\.yaml: the file is not UTF-8 text"):
+            seed([path])
+
+    def test_the_same_inspection_in_two_files_is_refused(self, tmp_path, db):
+        with pytest.raises(SeedError, match="inspection 'test-2025' is also in"):
+            seed([write(tmp_path, VALID, "a.yaml"), write(tmp_path, VALID, "b.yaml")])
+        assert counts() == (0, 0, 0, 0, 0)
+
+    def test_the_command_prints_no_traceback(self, tmp_path, db):
+        shutil.copy(CLEVELAND_2025, tmp_path / "copy.yaml")
+        bad = write(tmp_path, VALID.replace("kind: cause_of_concern", "kind: cause"))
+        with pytest.raises(CommandError) as error:
+            call_command("seed_findings", str(bad))
+        assert "Traceback" not in str(error.value)

@@ -1,0 +1,325 @@
+"""Imports: export then import gives the same recommendations; a bad file is refused whole, row by row."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.urls import reverse
+from openpyxl import Workbook, load_workbook
+
+from tracker import imports, workflow
+from tracker.exports import COLUMNS
+from tracker.models import AccessLog, Finding, Inspection, Recommendation, RecommendationEvent
+
+pytestmark = pytest.mark.django_db
+
+HEADERS = [c.header for c in COLUMNS if c.importable]
+NEW_SLUG = "acme-police-2026-ncpi"
+
+
+def snapshot(inspection: Inspection) -> list[tuple]:
+    recs = Recommendation.objects.filter(finding__inspection=inspection).select_related("finding", "owner")
+    return sorted(
+        (
+            r.finding.reference,
+            r.title,
+            r.finding.kind,
+            r.finding.summary,
+            r.finding.quote,
+            r.owner.username if r.owner else None,
+            r.target_date,
+            r.review_interval_days,
+            r.outcome_measure,
+            tuple(sorted(r.finding.themes.values_list("slug", flat=True))),
+        )
+        for r in recs
+    )
+
+
+def counts() -> tuple[int, ...]:
+    return tuple(m.objects.count() for m in (Inspection, Finding, Recommendation, RecommendationEvent, AccessLog))
+
+
+@pytest.fixture
+def planned(cleveland, lead, olly, otto):
+    """The seeded 2025 recommendations with owners, target dates, an interval and awkward text."""
+    recs = {r.reference: r for r in Recommendation.objects.filter(finding__inspection=cleveland).with_related()}
+    workflow.assign_owner(recs["CC1"], by=lead, owner=olly)
+    workflow.assign_owner(recs["CC2"], by=lead, owner=otto)
+    workflow.change_target_date(recs["CC1"], by=lead, target_date=dt.date(2026, 6, 30))
+    workflow.change_target_date(recs["OBS2"], by=lead, target_date=dt.date(2026, 12, 1))
+    workflow.change_review_interval(recs["OBS3"], by=lead, days=14)
+    workflow.edit_details(
+        recs["OBS4"], by=lead, title="=Formula-looking title", outcome_measure="- fewer repeat episodes"
+    )
+    return cleveland
+
+
+def csv_bytes(rows: list[list[object]], header: list[str] | None = None, encoding: str = "utf-8-sig") -> bytes:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(header or HEADERS)
+    writer.writerows(rows)
+    return buffer.getvalue().encode(encoding)
+
+
+def good_row(**changes) -> list[object]:
+    values = {
+        "Inspection slug": NEW_SLUG,
+        "Inspection": "National child protection inspection of Acme Police (2026)",
+        "Inspectorate": "HMICFRS",
+        "Programme": "National child protection inspection",
+        "Published": "March 2026",
+        "Reference": "CC1",
+        "Kind": "Cause of concern",
+        "Title": "Respond to missing children",
+        "Summary": "The response to missing children was slow.",
+        "Inspectorate's words": "children were not found quickly",
+        "Source": "The inspection report",
+        "Source location": "page 4",
+        "Themes": "missing-children",
+        "Owner username": "olly",
+        "Target date": "2026-09-30",
+        "Review interval (days)": "28",
+        "Outcome measure": "Children found faster.",
+    }
+    values.update(changes)
+    return [values[h] for h in HEADERS]
+
+
+def retitle(sheet_rows: list[list[object]], header: list[str]) -> list[list[object]]:
+    """The export, pointed at a new inspection: the only edit a user needs before importing it."""
+    slug, title = header.index("Inspection slug"), header.index("Inspection")
+    for row in sheet_rows:
+        row[slug], row[title] = NEW_SLUG, "Imported copy"
+    return sheet_rows
+
+
+def test_xlsx_export_then_import_gives_the_same_recommendations(client, planned, rita, lead):
+    client.force_login(rita)
+    response = client.get(reverse("tracker:export-xlsx"), {"inspection": planned.pk})
+    book = load_workbook(io.BytesIO(response.content))
+    sheet = book.worksheets[0]
+    header = [c.value for c in sheet[1]]
+    for row in sheet.iter_rows(min_row=2):
+        row[header.index("Inspection slug")].value = NEW_SLUG
+        row[header.index("Inspection")].value = "Imported copy"
+    buffer = io.BytesIO()
+    book.save(buffer)
+
+    report = imports.import_recommendations(buffer.getvalue(), by=lead, filename="plan.xlsx")
+
+    assert report.rows == 14
+    copy = Inspection.objects.get(slug=NEW_SLUG)
+    assert (copy.organisation_id, copy.title, copy.tracked) == (planned.organisation_id, "Imported copy", True)
+    assert snapshot(copy) == snapshot(planned)
+    assert ("OBS4", "=Formula-looking title") in [(row[0], row[1]) for row in snapshot(copy)]
+    # Made through the workflow: each has its creation, owner and target-date events, by the lead.
+    cc1 = Recommendation.objects.get(finding__inspection=copy, finding__reference="CC1")
+    assert list(cc1.events.values_list("action", "actor__username")) == [
+        ("created", "lead"),
+        ("owner_changed", "lead"),
+        ("target_date_changed", "lead"),
+    ]
+    log = AccessLog.objects.get(action=AccessLog.Action.IMPORT)
+    assert (log.user, log.detail["rows"], log.detail["filename"]) == (lead, 14, "plan.xlsx")
+
+
+def test_csv_export_then_import_by_command_gives_the_same_recommendations(client, planned, rita, lead, tmp_path):
+    client.force_login(rita)
+    text = client.get(reverse("tracker:export-csv"), {"inspection": planned.pk}).content.decode("utf-8-sig")
+    header, *rows = list(csv.reader(io.StringIO(text, newline="")))
+    path = tmp_path / "plan.csv"
+    path.write_bytes(csv_bytes(retitle(rows, header), header))
+    out = io.StringIO()
+
+    call_command("import_recommendations", str(path), "--as", "lead", stdout=out)
+
+    assert "Imported 14 recommendations into acme-police-2026-ncpi." in out.getvalue()
+    assert snapshot(Inspection.objects.get(slug=NEW_SLUG)) == snapshot(planned)
+
+
+def test_a_dry_run_checks_and_changes_nothing(lead, olly):
+    before = counts()
+    report = imports.import_recommendations(csv_bytes([good_row()]), by=lead, dry_run=True)
+    assert report.rows == 1
+    assert counts() == before
+
+
+def _xlsx(rows: list[list[object]], header: list[str] | None = None) -> bytes:
+    book = Workbook()
+    sheet = book.active
+    sheet.append(header or HEADERS)
+    for row in rows:
+        sheet.append(row)
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
+
+
+MALFORMED = {
+    "bad date": (
+        csv_bytes([good_row(), good_row(Reference="CC2", **{"Target date": "31/02/2026"})]),
+        ["row 3, column Target date: '31/02/2026' is not a date; write it as YYYY-MM-DD, e.g. 2026-03-31"],
+    ),
+    "unknown owner": (
+        csv_bytes([good_row(**{"Owner username": "ghost"})]),
+        ["row 2, column Owner username: nobody called 'ghost' in your organisation"],
+    ),
+    "owner in another organisation": (
+        csv_bytes([good_row(**{"Owner username": "mallory"})]),
+        ["row 2, column Owner username: nobody called 'mallory' in your organisation"],
+    ),
+    "duplicate reference": (
+        csv_bytes([good_row(), good_row(Title="Again")]),
+        [f"row 3, column Reference: duplicate reference CC1 in '{NEW_SLUG}' (also on row 2)"],
+    ),
+    "formula cell in a CSV": (
+        csv_bytes([good_row(Title='=HYPERLINK("http://evil")')]),
+        ["row 2, column Title: looks like a spreadsheet formula, which is refused; if it is text, start it with '"],
+    ),
+    "formula cell in Excel": (
+        _xlsx([good_row(Summary="=1+1")]),
+        ["row 2, column Summary: looks like a spreadsheet formula, which is refused; if it is text, start it with '"],
+    ),
+    "wrong encoding": (
+        csv_bytes([good_row(), good_row(Reference="CC2", Title="Café culture")], encoding="cp1252"),
+        ["row 3: the file is not UTF-8 text. In Excel, save it as 'CSV UTF-8' and try again."],
+    ),
+    "missing columns": (
+        csv_bytes([good_row()[1:]], header=HEADERS[1:]),
+        ["row 1, column Inspection slug: missing column"],
+    ),
+    "unknown column": (
+        csv_bytes([[*good_row(), "x"]], header=[*HEADERS, "Colour"]),
+        ["row 1, column Colour: unknown column (use the headings of an export)"],
+    ),
+    "existing inspection": (
+        csv_bytes([good_row(**{"Inspection slug": "cleveland-police-2017-ncpi"})]),
+        [
+            "row 2, column Inspection slug: inspection 'cleveland-police-2017-ncpi' already exists; "
+            "an import only creates new inspections"
+        ],
+    ),
+    "unknown kind and theme, empty title": (
+        csv_bytes([good_row(Kind="Whim", Themes="missing-children; weather", Title="")]),
+        [
+            "row 2, column Themes: unknown theme 'weather'",
+            "row 2, column Kind: unknown value 'Whim'",
+            "row 2, column Title: must not be empty",
+        ],
+    ),
+    "not a spreadsheet": (b"PK\x03\x04 this is not a zip", ["file: this is not a readable Excel (.xlsx) file."]),
+}
+
+
+@pytest.mark.parametrize("case", list(MALFORMED))
+def test_a_malformed_file_reports_row_errors_and_changes_nothing(case, cleveland, lead, olly, mallory):
+    content, expected = MALFORMED[case]
+    before = counts()
+    with pytest.raises(imports.ImportFailed) as failure:
+        imports.import_recommendations(content, by=lead, filename="plan.csv")
+    found = [str(p) for p in failure.value.problems]
+    for message in expected:
+        assert any(f.startswith(message) for f in found), (message, found)
+    assert counts() == before
+
+
+def test_every_problem_in_the_file_is_reported_at_once(cleveland, lead, olly):
+    content = csv_bytes(
+        [
+            good_row(),
+            good_row(Reference="CC2", **{"Target date": "soon"}),
+            good_row(Reference="CC3", **{"Owner username": "ghost", "Review interval (days)": "0"}),
+        ]
+    )
+    with pytest.raises(imports.ImportFailed) as failure:
+        imports.import_recommendations(content, by=lead)
+    assert [(p.row, p.column) for p in failure.value.problems] == [
+        (3, "Target date"),
+        (4, "Owner username"),
+        (4, "Review interval (days)"),
+    ]
+
+
+def test_a_failure_while_saving_rolls_everything_back(cleveland, lead, olly, monkeypatch):
+    calls = []
+    original = workflow.change_target_date
+
+    def fail_second(rec, **kwargs):
+        calls.append(rec.reference)
+        if len(calls) == 2:
+            raise workflow.WorkflowError("Someone else changed it.")
+        return original(rec, **kwargs)
+
+    monkeypatch.setattr(workflow, "change_target_date", fail_second)
+    before = counts()
+    with pytest.raises(imports.ImportFailed) as failure:
+        imports.import_recommendations(csv_bytes([good_row(), good_row(Reference="CC2")]), by=lead)
+    assert str(failure.value) == "row 3: could not be saved: Someone else changed it."
+    assert counts() == before
+
+
+def test_an_exported_neutralising_quote_is_removed_on_import(lead, olly):
+    imports.import_recommendations(csv_bytes([good_row(Title="'=SUM(A1)", Summary="'plain quote kept")]), by=lead)
+    rec = Recommendation.objects.select_related("finding").get(finding__inspection__slug=NEW_SLUG)
+    assert (rec.title, rec.finding.summary) == ("=SUM(A1)", "'plain quote kept")
+
+
+def test_excel_dates_numbers_and_a_bom_free_csv_are_accepted(lead, olly):
+    row = good_row(**{"Target date": dt.datetime(2026, 10, 1), "Review interval (days)": 14})
+    imports.import_recommendations(_xlsx([row]), by=lead)
+    rec = Recommendation.objects.get(finding__inspection__slug=NEW_SLUG)
+    assert (rec.target_date, rec.review_interval_days, rec.owner.username) == (dt.date(2026, 10, 1), 14, "olly")
+    other = good_row(**{"Inspection slug": "acme-2027", "Target date": "01/02/2027"})
+    imports.import_recommendations(csv_bytes([other], encoding="utf-8"), by=lead)
+    assert Recommendation.objects.get(finding__inspection__slug="acme-2027").target_date == dt.date(2027, 2, 1)
+
+
+def test_only_governance_leads_may_import(rita, vic, olly):
+    for user in (rita, vic):
+        with pytest.raises(imports.permissions.NotPermitted):
+            imports.import_recommendations(csv_bytes([good_row()]), by=user)
+    assert not Inspection.objects.filter(slug=NEW_SLUG).exists()
+
+
+def test_the_command_lists_problems_and_refuses_non_leads(tmp_path, lead, rita, olly):
+    path = tmp_path / "bad.csv"
+    path.write_bytes(csv_bytes([good_row(**{"Owner username": "ghost"})]))
+    with pytest.raises(CommandError, match="row 2, column Owner username: nobody called 'ghost'"):
+        call_command("import_recommendations", str(path), "--as", "lead")
+    path.write_bytes(csv_bytes([good_row()]))
+    with pytest.raises(CommandError, match="Only a governance lead"):
+        call_command("import_recommendations", str(path), "--as", "rita")
+
+
+@pytest.fixture
+def groups(db):
+    """The real role groups with their model permissions (the admin asks for them)."""
+    call_command("loaddata", "groups", verbosity=0)
+
+
+def test_the_admin_import_page_imports_for_a_lead_and_lists_errors(client, groups, lead, olly, vic):
+    url = reverse("admin:tracker_inspection_import")
+    client.force_login(lead)
+    assert (
+        'href="/admin/tracker/inspection/import/"'
+        in client.get(reverse("admin:tracker_inspection_changelist")).content.decode()
+    )
+    bad = io.BytesIO(csv_bytes([good_row(**{"Target date": "tomorrow"})]))
+    bad.name = "bad.csv"
+    response = client.post(url, {"file": bad})
+    assert response.status_code == 200
+    assert "row 2, column Target date: &#x27;tomorrow&#x27; is not a date" in response.content.decode()
+    assert not Inspection.objects.filter(slug=NEW_SLUG).exists()
+    good = io.BytesIO(csv_bytes([good_row()]))
+    good.name = "good.csv"
+    response = client.post(url, {"file": good})
+    assert response.status_code == 302
+    assert Recommendation.objects.filter(finding__inspection__slug=NEW_SLUG, owner=olly).count() == 1
+    client.force_login(vic)  # staff, but a viewer
+    assert client.get(url).status_code == 403

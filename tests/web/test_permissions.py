@@ -1,0 +1,202 @@
+"""Who may open and post each staff form, as design.md says; refusals change nothing."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from tests.factories import EvidenceFactory, RecommendationFactory
+from tracker import workflow
+from tracker.models import AccessLog, Evidence, ProgressUpdate, Recommendation, RecommendationEvent
+
+pytestmark = pytest.mark.django_db
+
+OK, FORBIDDEN, NOT_FOUND = 200, 403, 404
+# Persona -> expected status for each kind of action. otto owns nothing here; mallory is another force.
+EXPECTED = {
+    "view": {"lead": OK, "rita": OK, "olly": OK, "otto": NOT_FOUND, "vic": OK, "mallory": NOT_FOUND},
+    "owner_work": {
+        "lead": OK,
+        "rita": FORBIDDEN,
+        "olly": OK,
+        "otto": NOT_FOUND,
+        "vic": FORBIDDEN,
+        "mallory": NOT_FOUND,
+    },
+    "review": {"lead": OK, "rita": OK, "olly": FORBIDDEN, "otto": NOT_FOUND, "vic": FORBIDDEN, "mallory": NOT_FOUND},
+    "plan": {
+        "lead": OK,
+        "rita": FORBIDDEN,
+        "olly": FORBIDDEN,
+        "otto": NOT_FOUND,
+        "vic": FORBIDDEN,
+        "mallory": NOT_FOUND,
+    },
+}
+PAGES = {
+    "tracker:recommendation": "view",
+    "tracker:update": "owner_work",
+    "tracker:add-evidence": "owner_work",
+    "tracker:submit": "owner_work",
+    "tracker:decide": "review",
+    "tracker:reopen": "plan",
+    "tracker:reassign": "plan",
+    "tracker:target-date": "plan",
+}
+# A valid post for each form, so that a refusal is the permission check and not a form error.
+POSTS = {
+    "tracker:update": {"narrative": "Forged update", "rag": "green"},
+    "tracker:add-evidence": {"kind": "note", "category": "outcome", "description": "Forged", "note": "Forged"},
+    "tracker:submit": {},
+    "tracker:decide": {"decision": "reject", "reason": "Forged"},
+    "tracker:reopen": {"reason": "Forged"},
+    "tracker:reassign": {"owner": ""},
+    "tracker:target-date": {"target_date": "2030-01-01", "reason": "Forged"},
+}
+
+
+@pytest.fixture
+def people(lead, rita, olly, otto, vic, mallory):
+    return {"lead": lead, "rita": rita, "olly": olly, "otto": otto, "vic": vic, "mallory": mallory}
+
+
+def _snapshot(rec: Recommendation) -> tuple:
+    rec.refresh_from_db()
+    return (
+        rec.version,
+        rec.status,
+        rec.owner_id,
+        rec.target_date,
+        rec.rag,
+        RecommendationEvent.objects.filter(recommendation=rec).count(),
+        ProgressUpdate.objects.count(),
+        Evidence.objects.count(),
+    )
+
+
+@pytest.mark.parametrize("name", list(PAGES))
+@pytest.mark.parametrize("persona", ["lead", "rita", "olly", "otto", "vic", "mallory"])
+def test_each_role_may_open_only_the_forms_design_allows(client, people, rec, name, persona):
+    client.force_login(people[persona])
+    response = client.get(reverse(name, args=[rec.pk]))
+    assert response.status_code == EXPECTED[PAGES[name]][persona]
+    if response.status_code == FORBIDDEN:
+        assert b"You cannot do this" in response.content
+
+
+@pytest.mark.parametrize("name", list(POSTS))
+@pytest.mark.parametrize("persona", ["lead", "rita", "olly", "otto", "vic", "mallory"])
+def test_refused_posts_change_nothing_and_allowed_ones_reach_the_workflow(client, people, rec, name, persona):
+    expected = EXPECTED[PAGES[name]][persona]
+    before = _snapshot(rec)
+    client.force_login(people[persona])
+    response = client.post(reverse(name, args=[rec.pk]), {**POSTS[name], "version": rec.version})
+    if expected == OK:
+        # Allowed: either done (redirect) or refused by a workflow guard with a message, never a 403/404.
+        assert response.status_code in (200, 302)
+    else:
+        assert response.status_code == expected
+        assert _snapshot(rec) == before
+
+
+def test_a_forged_recommendation_id_in_a_form_post_is_refused_and_changes_nothing(client, olly, otto, org, other_org):
+    ottos = RecommendationFactory(finding__inspection__organisation=org, owner=otto)
+    foreign = RecommendationFactory(finding__inspection__organisation=other_org)
+    client.force_login(olly)
+    for target in (ottos, foreign):
+        before = _snapshot(target)
+        for name, data in POSTS.items():
+            response = client.post(reverse(name, args=[target.pk]), {**data, "version": target.version})
+            assert response.status_code == 404, name
+        assert _snapshot(target) == before
+
+
+def test_a_forged_evidence_id_from_another_recommendation_is_not_found(client, rita, olly, otto, org, rec):
+    elsewhere = RecommendationFactory(finding__inspection__organisation=org, owner=otto)
+    foreign_item = EvidenceFactory(recommendation=elsewhere)
+    client.force_login(rita)
+    response = client.post(
+        reverse("tracker:review-evidence", args=[rec.pk, foreign_item.pk]),
+        {"decision": "accept", "version": rec.version},
+    )
+    assert response.status_code == 404
+    foreign_item.refresh_from_db()
+    assert foreign_item.verdict == Evidence.Verdict.PENDING
+
+
+@pytest.mark.parametrize(
+    ("persona", "status"),
+    [("lead", 302), ("rita", 302), ("olly", 403), ("otto", 404), ("vic", 403), ("mallory", 404)],
+)
+def test_evidence_verdicts_follow_the_role_rules(client, people, rec, persona, status):
+    item = EvidenceFactory(recommendation=rec)
+    client.force_login(people[persona])
+    response = client.post(
+        reverse("tracker:review-evidence", args=[rec.pk, item.pk]), {"decision": "accept", "version": rec.version}
+    )
+    assert response.status_code == status
+    item.refresh_from_db()
+    assert item.verdict == (Evidence.Verdict.ACCEPTED if status == 302 else Evidence.Verdict.PENDING)
+
+
+def test_inspection_of_another_organisation_is_not_found(client, mallory, rec):
+    client.force_login(mallory)
+    assert client.get(reverse("tracker:inspection", args=[rec.finding.inspection_id])).status_code == 404
+
+
+@pytest.fixture
+def file_evidence(rec, olly, settings):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from tests.web.conftest import PDF_BYTES
+
+    upload = SimpleUploadedFile("plan.pdf", PDF_BYTES, content_type="application/pdf")
+    return workflow.add_evidence(
+        rec,
+        by=olly,
+        kind="file",
+        category="output",
+        description="Plan",
+        file=upload,
+        original_filename="plan.pdf",
+        content_type="application/pdf",
+    )
+
+
+@pytest.mark.parametrize(
+    ("persona", "status"),
+    [("lead", 200), ("rita", 200), ("olly", 200), ("vic", 200), ("otto", 404), ("mallory", 404)],
+)
+def test_evidence_download_is_permission_checked_and_logged(client, people, file_evidence, persona, status):
+    from tests.web.conftest import PDF_BYTES
+
+    client.force_login(people[persona])
+    response = client.get(reverse("tracker:evidence-download", args=[file_evidence.pk]))
+    assert response.status_code == status
+    logs = AccessLog.objects.filter(action=AccessLog.Action.EVIDENCE_DOWNLOAD)
+    if status == 200:
+        assert b"".join(response.streaming_content) == PDF_BYTES
+        assert response["Content-Disposition"] == 'attachment; filename="plan.pdf"'
+        assert response["Content-Type"] == "application/pdf"
+        assert response["X-Content-Type-Options"] == "nosniff"
+        assert "no-store" in response["Cache-Control"].split(", ")
+        log = logs.get()
+        assert log.user == people[persona]
+        assert log.detail == {
+            "evidence": file_evidence.pk,
+            "recommendation": file_evidence.recommendation_id,
+            "filename": "plan.pdf",
+        }
+    else:
+        assert not logs.exists()
+
+
+def test_evidence_files_are_stored_under_generated_names_outside_static_and_media(file_evidence, settings):
+    from pathlib import Path
+
+    stored = Path(settings.EVIDENCE_ROOT) / file_evidence.file.name
+    assert stored.is_file()
+    assert "plan" not in file_evidence.file.name
+    assert not str(stored).startswith(str(settings.STATIC_ROOT))
+    with pytest.raises(ValueError, match="no public URL"):
+        file_evidence.file.url  # noqa: B018

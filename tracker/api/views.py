@@ -1,0 +1,353 @@
+"""Thin API views: parse the request, call one permission or workflow function, return the result.
+
+What a user may list comes from ``tracker.permissions.visible_*``: anything else is 404. What a user
+may do is decided by ``tracker.workflow`` (which asks ``tracker.permissions``); its refusals become
+403, 409 or 412 in ``tracker.api.exceptions``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django.db.models import QuerySet
+from django.http import JsonResponse
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.utils import extend_schema, extend_schema_view
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound
+from rest_framework.filters import OrderingFilter, SearchFilter
+from rest_framework.parsers import JSONParser, MultiPartParser
+from rest_framework.permissions import BasePermission, IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.serializers import Serializer
+
+from tracker import permissions, workflow
+from tracker.api import filters, serializers
+from tracker.api.schema import TrackerAutoSchema
+from tracker.filters import RecommendationFilter
+from tracker.models import Evidence, Organisation, ProgressUpdate, Recommendation, User
+
+
+class IsGovernanceLead(BasePermission):
+    message = "Only a governance lead can see reminders."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return permissions.is_governance_lead(request.user)
+
+
+class TrackerViewSet(viewsets.GenericViewSet):
+    schema = TrackerAutoSchema()
+    parser_classes = [JSONParser]
+    # Any id reaches get_object, so a malformed one is a JSON 404 like any other.
+    lookup_value_regex = "[^/]+"
+
+    def get_object(self) -> Any:
+        # An id that cannot name a row is simply not found (and must not reach the database).
+        raw = str(self.kwargs.get(self.lookup_url_kwarg or self.lookup_field, ""))
+        if not raw.isascii() or not raw.isdigit() or int(raw) > serializers.MAX_ID:
+            raise NotFound()
+        return super().get_object()
+
+    def body(self, serializer_class: type[Serializer]) -> dict[str, Any]:
+        serializer = serializer_class(data=self.request.data, context=self.get_serializer_context())
+        serializer.is_valid(raise_exception=True)
+        return dict(serializer.validated_data)
+
+
+class ReadOnlyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TrackerViewSet):
+    pass
+
+
+class OrganisationViewSet(ReadOnlyViewSet):
+    """Your own organisation. Nobody sees another organisation."""
+
+    serializer_class = serializers.OrganisationSerializer
+    ordering_fields = ["name"]
+
+    def get_queryset(self) -> QuerySet[Organisation]:
+        return permissions.visible_organisations(self.request.user)
+
+
+class InspectionViewSet(ReadOnlyViewSet):
+    """Inspections of your organisation, with their graded judgements. Loaded from seed files, so read-only."""
+
+    serializer_class = serializers.InspectionSerializer
+    filterset_class = filters.InspectionFilter
+    filter_backends = [DjangoFilterBackend, SearchFilter, OrderingFilter]
+    search_fields = ["title", "programme"]
+    ordering_fields = ["published", "title", "id"]
+
+    def get_queryset(self) -> QuerySet:
+        return permissions.visible_inspections(self.request.user).prefetch_related("judgements")
+
+
+class FindingViewSet(ReadOnlyViewSet):
+    """Findings of your organisation's inspections, with quote, provenance and themes. Read-only."""
+
+    serializer_class = serializers.FindingSerializer
+    filterset_class = filters.FindingFilter
+    filter_backends = [DjangoFilterBackend, SearchFilter, OrderingFilter]
+    search_fields = ["reference", "title", "summary"]
+    ordering_fields = ["reference", "title", "id"]
+
+    def get_queryset(self) -> QuerySet:
+        return (
+            permissions.visible_findings(self.request.user)
+            .select_related("recommendation")
+            .prefetch_related("themes")
+            .order_by("inspection", "reference", "pk")
+        )
+
+
+def _recommendation_action(
+    name: str, body: type[Serializer], summary: str, description: str = ""
+) -> Callable[[Callable], Callable]:
+    """A POST on one recommendation: a workflow action with a version, answering the updated recommendation."""
+
+    def decorate(method: Callable) -> Callable:
+        method = action(detail=True, methods=["post"], url_path=name)(method)
+        return extend_schema(
+            summary=summary,
+            description=description,
+            request=body,
+            responses=serializers.RecommendationSerializer,
+        )(method)
+
+    return decorate
+
+
+@extend_schema_view(
+    partial_update=extend_schema(
+        summary="Edit the title and outcome measure (governance lead)",
+        request=serializers.EditDetailsSerializer,
+        responses=serializers.RecommendationSerializer,
+    )
+)
+class RecommendationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TrackerViewSet):
+    """Recommendations you may see: an owner sees their own; reviewers, leads and viewers their organisation's.
+
+    Every write is a workflow action and sends the `version` it read; the answer is the recommendation
+    as it now is. Recommendations are created by seeding, never deleted.
+    """
+
+    serializer_class = serializers.RecommendationSerializer
+    filterset_class = RecommendationFilter
+    ordering_fields = ["next_review_due", "target_date", "status", "rag", "title", "updated_at", "id"]
+    ordering = ["next_review_due", "finding__reference", "pk"]
+
+    def get_queryset(self) -> QuerySet[Recommendation]:
+        return permissions.visible_recommendations(self.request.user).with_related()
+
+    def respond(self, recommendation: Recommendation) -> Response:
+        return Response(self.get_serializer(recommendation).data)
+
+    def partial_update(self, request: Request, pk: str) -> Response:
+        rec = self.get_object()
+        data = self.body(serializers.EditDetailsSerializer)
+        return self.respond(
+            workflow.edit_details(
+                rec,
+                by=request.user,
+                title=data.get("title", rec.title),
+                outcome_measure=data.get("outcome_measure", rec.outcome_measure),
+                expected_version=data["version"],
+            )
+        )
+
+    @_recommendation_action(
+        "submit",
+        serializers.VersionSerializer,
+        "Submit for assurance (owner or governance lead)",
+        "Needs evidence; a cause of concern needs outcome evidence.",
+    )
+    def submit(self, request: Request, pk: str) -> Response:
+        rec, data = self.get_object(), self.body(serializers.VersionSerializer)
+        return self.respond(workflow.submit_for_assurance(rec, by=request.user, expected_version=data["version"]))
+
+    @_recommendation_action(
+        "accept",
+        serializers.ReasonSerializer,
+        "Accept at assurance and close (reviewer or governance lead)",
+        "Four eyes: the owner cannot close their own recommendation.",
+    )
+    def accept(self, request: Request, pk: str) -> Response:
+        rec, data = self.get_object(), self.body(serializers.ReasonSerializer)
+        return self.respond(
+            workflow.close(rec, by=request.user, reason=data["reason"], expected_version=data["version"])
+        )
+
+    @_recommendation_action(
+        "reject", serializers.ReasonSerializer, "Reject at assurance, back to in progress (needs a reason)"
+    )
+    def reject(self, request: Request, pk: str) -> Response:
+        rec, data = self.get_object(), self.body(serializers.ReasonSerializer)
+        return self.respond(
+            workflow.reject(rec, by=request.user, reason=data["reason"], expected_version=data["version"])
+        )
+
+    @_recommendation_action(
+        "reopen", serializers.ReasonSerializer, "Reopen a closed recommendation (governance lead; needs a reason)"
+    )
+    def reopen(self, request: Request, pk: str) -> Response:
+        rec, data = self.get_object(), self.body(serializers.ReasonSerializer)
+        return self.respond(
+            workflow.reopen(rec, by=request.user, reason=data["reason"], expected_version=data["version"])
+        )
+
+    @_recommendation_action(
+        "supersede", serializers.SupersedeSerializer, "Supersede by another recommendation (governance lead)"
+    )
+    def supersede(self, request: Request, pk: str) -> Response:
+        rec, data = self.get_object(), self.body(serializers.SupersedeSerializer)
+        return self.respond(
+            workflow.supersede(
+                rec,
+                by=request.user,
+                replacement=data["replacement"],
+                reason=data["reason"],
+                expected_version=data["version"],
+            )
+        )
+
+    @_recommendation_action(
+        "change-target-date",
+        serializers.TargetDateSerializer,
+        "Set or move the target date (governance lead; moving one needs a reason)",
+    )
+    def change_target_date(self, request: Request, pk: str) -> Response:
+        rec, data = self.get_object(), self.body(serializers.TargetDateSerializer)
+        return self.respond(
+            workflow.change_target_date(
+                rec,
+                by=request.user,
+                target_date=data["target_date"],
+                reason=data["reason"],
+                expected_version=data["version"],
+            )
+        )
+
+    @_recommendation_action(
+        "assign-owner", serializers.AssignOwnerSerializer, "Assign or remove the owner (governance lead)"
+    )
+    def assign_owner(self, request: Request, pk: str) -> Response:
+        rec, data = self.get_object(), self.body(serializers.AssignOwnerSerializer)
+        owner: User | None = data["owner"]
+        return self.respond(
+            workflow.assign_owner(
+                rec, by=request.user, owner=owner, reason=data["reason"], expected_version=data["version"]
+            )
+        )
+
+    @_recommendation_action(
+        "change-review-interval",
+        serializers.ReviewIntervalSerializer,
+        "Change the review interval in days (governance lead)",
+    )
+    def change_review_interval(self, request: Request, pk: str) -> Response:
+        rec, data = self.get_object(), self.body(serializers.ReviewIntervalSerializer)
+        return self.respond(
+            workflow.change_review_interval(
+                rec,
+                by=request.user,
+                days=data["review_interval_days"],
+                reason=data["reason"],
+                expected_version=data["version"],
+            )
+        )
+
+
+class ProgressUpdateViewSet(mixins.CreateModelMixin, ReadOnlyViewSet):
+    """Progress updates on recommendations you may see. Posting one is the owner's (or a lead's) dated entry."""
+
+    serializer_class = serializers.ProgressUpdateSerializer
+    filterset_class = filters.ProgressUpdateFilter
+    ordering_fields = ["created_at", "id"]
+
+    def get_queryset(self) -> QuerySet[ProgressUpdate]:
+        visible = permissions.visible_recommendations(self.request.user)
+        return ProgressUpdate.objects.filter(recommendation__in=visible).select_related("author")
+
+    def create(self, request: Request) -> Response:
+        data = self.body(self.serializer_class)
+        update = workflow.post_update(
+            data["recommendation"],
+            by=request.user,
+            narrative=data["narrative"],
+            rag=data.get("rag"),
+            review_completed=data.get("review_completed", False),
+            expected_version=data["version"],
+        )
+        return Response(self.get_serializer(update).data, status=status.HTTP_201_CREATED)
+
+
+class EvidenceViewSet(mixins.CreateModelMixin, ReadOnlyViewSet):
+    """Evidence metadata. Files are never served here: follow `download_url`, which checks permission."""
+
+    serializer_class = serializers.EvidenceSerializer
+    filterset_class = filters.EvidenceFilter
+    ordering_fields = ["added_at", "id"]
+    parser_classes = [JSONParser, MultiPartParser]
+
+    def get_queryset(self) -> QuerySet[Evidence]:
+        return permissions.visible_evidence(self.request.user).select_related("added_by", "reviewed_by")
+
+    @extend_schema(
+        summary="Add evidence (owner or governance lead)",
+        description="A link or a note as JSON; a file as multipart, checked by type and content.",
+    )
+    def create(self, request: Request) -> Response:
+        data = self.body(self.serializer_class)
+        upload = data.get("file")
+        evidence = workflow.add_evidence(
+            data["recommendation"],
+            by=request.user,
+            kind=data["kind"],
+            category=data["category"],
+            description=data["description"],
+            file=upload.file if upload else None,
+            original_filename=upload.original_filename if upload else "",
+            content_type=upload.content_type if upload else "",
+            link=data.get("link", ""),
+            note=data.get("note", ""),
+            expected_version=data["version"],
+        )
+        return Response(self.get_serializer(evidence).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(summary="Accept evidence (reviewer or governance lead, not its author or owner)", request=None)
+    @action(detail=True, methods=["post"])
+    def accept(self, request: Request, pk: str) -> Response:
+        evidence = self.get_object()
+        self.body(serializers.NoBodySerializer)  # a stray `verdict` or `reviewed_by` is refused, not ignored
+        evidence = workflow.review_evidence(evidence, by=request.user, accept=True)
+        return Response(self.get_serializer(evidence).data)
+
+    @extend_schema(
+        summary="Reject evidence with a reason (reviewer or governance lead, not its author or owner)",
+        request=serializers.EvidenceRejectionSerializer,
+    )
+    @action(detail=True, methods=["post"])
+    def reject(self, request: Request, pk: str) -> Response:
+        evidence, data = self.get_object(), self.body(serializers.EvidenceRejectionSerializer)
+        evidence = workflow.review_evidence(evidence, by=request.user, accept=False, reason=data["reason"])
+        return Response(self.get_serializer(evidence).data)
+
+
+class ReminderViewSet(ReadOnlyViewSet):
+    """The reminder ledger of your organisation: governance leads only."""
+
+    serializer_class = serializers.ReminderSerializer
+    filterset_class = filters.ReminderFilter
+    permission_classes = [IsAuthenticated, IsGovernanceLead]
+    ordering_fields = ["created_at", "review_due", "id"]
+    lead_only = True
+
+    def get_queryset(self) -> QuerySet:
+        return permissions.visible_reminders(self.request.user).select_related("recipient")
+
+
+def not_found(request: Request, unmatched: str = "") -> JsonResponse:
+    """Unknown addresses under /api/ answer in the API's error shape, not with an HTML page."""
+    return JsonResponse({"detail": "No such address in the API; see /api/docs/.", "code": "not_found"}, status=404)

@@ -1,0 +1,209 @@
+"""Oversight pages: the dashboard, the board pack, exports, the import page and calendar feeds.
+
+Thin views: each parses input, asks ``tracker.permissions``, calls one domain module and responds.
+Dashboard, board pack and exports are for people who see the whole organisation (governance leads,
+reviewers, viewers); another organisation's inspection is not found. The calendar feed is the one
+page without a session: its unguessable token is the credential.
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_http_methods
+
+from tracker import boardpack, calendar_feed, dashboard, exports, imports, permissions
+from tracker.filters import RecommendationFilter
+from tracker.forms import SORTS
+from tracker.models import AccessLog, Inspection
+from tracker.views import staff_page
+
+
+def _require_oversight(request: HttpRequest) -> None:
+    if not permissions.sees_whole_organisation(request.user):
+        raise permissions.NotPermitted(
+            "The dashboard, board packs and exports are for governance leads, assurance reviewers and viewers."
+        )
+
+
+def _inspection(request: HttpRequest, pk: int | str) -> Inspection:
+    return get_object_or_404(permissions.visible_inspections(request.user), pk=pk)
+
+
+@staff_page
+def dashboard_page(request: HttpRequest) -> HttpResponse:
+    _require_oversight(request)
+    chosen = request.GET.get("inspection") or ""
+    if chosen and not chosen.isdigit():
+        raise Http404("No such inspection.")
+    inspection = _inspection(request, chosen) if chosen else None
+    return render(
+        request, "tracker/oversight/dashboard.html", {"board": dashboard.build(request.user, inspection=inspection)}
+    )
+
+
+class SinceForm(forms.Form):
+    since = forms.DateField(
+        label="Show owner and target-date changes since",
+        help_text="For example, the date of the last board meeting.",
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        error_messages={"invalid": "Enter the date as a real date, for example 2026-03-31."},
+    )
+
+
+def _pack(request: HttpRequest, pk: int) -> tuple[boardpack.BoardPack, SinceForm]:
+    _require_oversight(request)
+    inspection = _inspection(request, pk)
+    form = SinceForm(request.GET if "since" in request.GET else None)
+    since = boardpack.default_since()
+    if form.is_bound and form.is_valid() and form.cleaned_data["since"]:
+        since = form.cleaned_data["since"]
+    return boardpack.build(request.user, inspection, since=since), form
+
+
+@staff_page
+def board_pack(request: HttpRequest, pk: int) -> HttpResponse:
+    pack, form = _pack(request, pk)
+    return render(request, "tracker/oversight/board_pack.html", {"pack": pack, "form": form})
+
+
+@staff_page
+def board_pack_pdf(request: HttpRequest, pk: int) -> HttpResponse:
+    pack, _form = _pack(request, pk)
+    pdf = boardpack.render_pdf(pack)
+    AccessLog.objects.create(
+        user=request.user,
+        action=AccessLog.Action.EXPORT,
+        object_repr=f"Board pack PDF: {pack.inspection}"[:300],
+        detail={"format": "pdf", "inspection": pack.inspection.pk, "since": pack.since.isoformat(), "rows": pack.total},
+    )
+    response = HttpResponse(pdf, content_type="application/pdf")
+    name = f"board-pack-{pack.inspection.slug}-{pack.today:%Y-%m-%d}.pdf"
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response
+
+
+def _export(request: HttpRequest, fmt: str) -> HttpResponse:
+    _require_oversight(request)
+    visible = permissions.visible_recommendations(request.user)
+    # The list page's own FilterSet and query string, so "download" gives exactly what is on screen.
+    filterset = RecommendationFilter(request.GET or None, queryset=visible, request=request)
+    if filterset.is_bound and not filterset.is_valid():
+        problems = "; ".join(f"{name}: {' '.join(errors)}" for name, errors in filterset.errors.items())
+        return HttpResponseBadRequest(f"The filter is not valid, so nothing was exported. {problems}")
+    results = filterset.qs if filterset.is_bound else visible
+    sort = request.GET.get("sort", "due")
+    results = results.order_by(*SORTS.get(sort, SORTS["due"]))
+    data = list(exports.rows(results))
+    AccessLog.objects.create(
+        user=request.user,
+        action=AccessLog.Action.EXPORT,
+        object_repr=f"{len(data)} recommendations as {fmt.upper()}",
+        detail={"format": fmt, "query": request.GET.urlencode(), "rows": len(data)},
+    )
+    stamp = f"{timezone.localdate():%Y-%m-%d}"
+    if fmt == "csv":
+        response = HttpResponse(exports.to_csv(data), content_type="text/csv; charset=utf-8")
+    else:
+        response = HttpResponse(
+            exports.to_xlsx(data), content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+        )
+    response["Content-Disposition"] = f'attachment; filename="recommendations-{stamp}.{fmt}"'
+    return response
+
+
+@staff_page
+@require_http_methods(["GET", "HEAD"])
+def export_csv(request: HttpRequest) -> HttpResponse:
+    return _export(request, "csv")
+
+
+@staff_page
+@require_http_methods(["GET", "HEAD"])
+def export_xlsx(request: HttpRequest) -> HttpResponse:
+    return _export(request, "xlsx")
+
+
+# Calendar feeds.
+
+
+@staff_page
+@require_http_methods(["GET", "HEAD", "POST"])
+def calendar_settings(request: HttpRequest) -> HttpResponse:
+    if not permissions.roles(request.user) or request.user.organisation_id is None:
+        raise permissions.NotPermitted("Your account has no role in the tracker, so it has no calendar.")
+    new_url = None
+    if request.method == "POST":
+        if request.POST.get("action") == "revoke":
+            calendar_feed.revoke_tokens(request.user)
+            messages.success(request, "Your calendar link has been turned off. Calendars using it stop updating.")
+            return redirect("tracker:calendar")
+        # Shown once, in this response only: the token is not stored anywhere we could show it again.
+        new_url = calendar_feed.feed_url(calendar_feed.issue_token(request.user))
+    return render(
+        request,
+        "tracker/oversight/calendar.html",
+        {"token": calendar_feed.active_token(request.user), "new_url": new_url},
+    )
+
+
+@never_cache
+@require_http_methods(["GET", "HEAD"])
+def calendar_ics(request: HttpRequest, token: str) -> HttpResponse:
+    user = calendar_feed.user_for_token(token)
+    if user is None:
+        raise Http404("No such calendar.")
+    response = HttpResponse(calendar_feed.build_calendar(user), content_type="text/calendar; charset=utf-8")
+    response["Content-Disposition"] = 'inline; filename="recommendations.ics"'
+    response["X-Robots-Tag"] = "noindex"
+    response["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+# The admin's import page (registered in tracker.admin on the inspection list).
+
+
+class ImportForm(forms.Form):
+    file = forms.FileField(label="CSV or Excel file", help_text="In the columns of an export; one row per finding.")
+    dry_run = forms.BooleanField(label="Check only: change nothing", required=False)
+
+
+def admin_import(request: HttpRequest, model_admin) -> HttpResponse:
+    if not permissions.is_governance_lead(request.user):
+        raise PermissionDenied("Only a governance lead can import recommendations.")
+    form = ImportForm(request.POST or None, request.FILES or None)
+    problems: list[imports.Problem] = []
+    if request.method == "POST" and form.is_valid():
+        upload = form.cleaned_data["file"]
+        content = upload.read(imports.MAX_BYTES + 1)
+        try:
+            report = imports.import_recommendations(
+                content, by=request.user, filename=upload.name, dry_run=form.cleaned_data["dry_run"]
+            )
+        except imports.ImportFailed as exc:
+            problems = exc.problems
+        else:
+            if form.cleaned_data["dry_run"]:
+                messages.info(request, f"The file is fine: {report.rows} recommendations would be imported.")
+            else:
+                messages.success(
+                    request, f"Imported {report.rows} recommendations into {', '.join(report.inspections)}."
+                )
+                return redirect(reverse("admin:tracker_inspection_changelist"))
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "opts": model_admin.model._meta,
+        "title": "Import recommendations",
+        "form": form,
+        "problems": problems,
+        "columns": exports.COLUMNS,
+        "required": set(imports.REQUIRED),
+    }
+    return render(request, "admin/tracker/inspection/import.html", context)

@@ -1,0 +1,454 @@
+"""Review reminders: the sweep that decides what is due, and the delivery that sends it exactly once.
+
+``plan`` turns the current state of the recommendations into rows of the reminder ledger. Due work
+is a query on state (``next_review_due`` against today), never a time window, so a missed day
+catches up and a repeated run inserts nothing new: the ledger's unique constraint has the last word.
+
+``deliver`` claims due ledger rows with a conditional UPDATE and a lease token, so two workers never
+send the same row; re-checks each row against the recommendation as it is now (a completed review
+or a new owner cancels what is no longer due); sends one digest per recipient over one connection
+per batch; and records every outcome on the rows. A digest is marked sent as soon as it is handed
+over, so a worker that dies mid-batch can repeat at most the one digest it was sending.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import random
+import smtplib
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+from django.core.mail import get_connection
+from django.db import connection, transaction
+from django.db.models import DateField, DateTimeField, F, Func, IntegerField, Q, QuerySet, Value
+from django.utils import timezone
+
+from tracker import emails
+from tracker.models import Recommendation, Reminder, User
+from tracker.permissions import Role
+
+logger = logging.getLogger(__name__)
+
+Stage = Reminder.Stage
+State = Reminder.State
+
+# From a recommendation to the people of its organisation, among whom are its governance leads.
+_LEADS = "finding__inspection__organisation__users"
+
+
+@dataclass(frozen=True)
+class Policy:
+    """When each stage fires. Defaults come from settings (REMINDER_*)."""
+
+    lead_days: int = 7
+    overdue_repeat_days: int = 7
+    escalation_days: int = 14
+
+    @classmethod
+    def from_settings(cls) -> Policy:
+        return cls(
+            lead_days=settings.REMINDER_LEAD_DAYS,
+            overdue_repeat_days=settings.REMINDER_OVERDUE_REPEAT_DAYS,
+            escalation_days=settings.REMINDER_ESCALATION_DAYS,
+        )
+
+
+class DaysBetween(Func):
+    """Whole days from ``earlier`` to ``later`` (two dates), in SQL."""
+
+    output_field = IntegerField()
+    arg_joiner = " - "
+    template = "(%(expressions)s)"  # PostgreSQL: date - date is already a whole number of days
+
+    def __init__(self, later, earlier) -> None:
+        super().__init__(later, earlier)
+
+    def as_sqlite(self, compiler, connection, **extra_context):
+        later, earlier = (compiler.compile(expression) for expression in self.get_source_expressions())
+        return f"CAST(ROUND(julianday({later[0]}) - julianday({earlier[0]})) AS INTEGER)", (*later[1], *earlier[1])
+
+
+# ---------------------------------------------------------------------------------------------
+# Planning: what is due, as queries on state.
+# ---------------------------------------------------------------------------------------------
+
+_KEY = ("_rec", "_to", "_stage", "_due", "_occ")
+_SELECT = (*_KEY, "_state", "_attempts", "_error", "_next", "_token", "_created")
+_COLUMNS = (
+    "recommendation",
+    "recipient",
+    "stage",
+    "review_due",
+    "occurrence",
+    "state",
+    "attempts",
+    "last_error",
+    "next_attempt_at",
+    "lease_token",
+    "created_at",
+)
+
+
+def due_selections(today: dt.date, policy: Policy | None = None) -> dict[str, QuerySet]:
+    """One queryset per way a reminder can be due today, each annotated with the ledger key columns.
+
+    Every queryset yields rows of (recommendation, recipient, stage, review due date, occurrence).
+    """
+    policy = policy or Policy.from_settings()
+    open_recs = Recommendation.objects.open().order_by()
+    owned = open_recs.filter(owner__isnull=False, owner__is_active=True)
+    unowned = open_recs.filter(Q(owner__isnull=True) | Q(owner__is_active=False))
+
+    def key(qs: QuerySet, stage: str, recipient, occurrence=None) -> QuerySet:
+        return qs.annotate(
+            _rec=F("pk"),
+            _to=recipient,
+            _stage=Value(str(stage)),
+            _due=F("next_review_due"),
+            _occ=occurrence if occurrence is not None else Value(0, output_field=IntegerField()),
+        )
+
+    leads = User.objects.filter(is_active=True, groups__name=str(Role.GOVERNANCE_LEAD)).values("pk")
+
+    def to_leads(qs: QuerySet) -> QuerySet:
+        # One row per (recommendation, active governance lead of its organisation); the filter and
+        # the annotation share the same join because the filter comes first. Naming the leads by id
+        # lets the database look them up directly instead of scanning everyone in the organisation.
+        return qs.filter(**{f"{_LEADS}__in": leads})
+
+    badly_overdue = owned.filter(next_review_due__lte=today - dt.timedelta(days=policy.escalation_days))
+    contact_active = Q(owner__escalation_contact__isnull=False, owner__escalation_contact__is_active=True)
+    # The n-th weekly repeat of "overdue": 0 on the day after the review date, 1 a week later, ...
+    days_late = DaysBetween(Value(today, output_field=DateField()), F("next_review_due"))
+    occurrence = (days_late - 1) / Value(policy.overdue_repeat_days)
+    return {
+        "due soon": key(
+            owned.filter(next_review_due__gte=today, next_review_due__lte=today + dt.timedelta(days=policy.lead_days)),
+            Stage.DUE_SOON,
+            F("owner_id"),
+        ),
+        "overdue": key(owned.filter(next_review_due__lt=today), Stage.OVERDUE, F("owner_id"), occurrence),
+        "escalation to contact": key(
+            badly_overdue.filter(contact_active), Stage.ESCALATION, F("owner__escalation_contact_id")
+        ),
+        "escalation to leads": key(
+            to_leads(badly_overdue.exclude(contact_active)), Stage.ESCALATION, F(f"{_LEADS}__id")
+        ),
+        "unowned": key(to_leads(unowned), Stage.UNOWNED, F(f"{_LEADS}__id")),
+    }
+
+
+def plan(today: dt.date | None = None, policy: Policy | None = None) -> int:
+    """Insert a pending ledger row for every reminder due today that the ledger does not hold yet.
+
+    Each selection becomes one INSERT ... SELECT ... ON CONFLICT DO NOTHING, so the number of
+    queries does not grow with the number of recommendations, and a row that exists already (sent,
+    being sent, failed or cancelled) is left exactly as it is. Unlike bulk_create's SQLite
+    "INSERT OR IGNORE", ON CONFLICT ignores only the unique constraint, never a CHECK or NOT NULL.
+    Returns how many rows were added.
+    """
+    today = today or timezone.localdate()
+    now = timezone.now()
+    table = connection.ops.quote_name(Reminder._meta.db_table)
+    column_sql = ", ".join(connection.ops.quote_name(Reminder._meta.get_field(c).column) for c in _COLUMNS)
+    added = 0
+    with transaction.atomic():
+        for selection in due_selections(today, policy).values():
+            rows = selection.annotate(
+                _state=Value(str(State.PENDING)),
+                _attempts=Value(0, output_field=IntegerField()),
+                _error=Value(""),
+                _next=Value(now, output_field=DateTimeField()),
+                _token=Value(""),
+                _created=Value(now, output_field=DateTimeField()),
+            ).values_list(*_SELECT)
+            select_sql, params = rows.query.sql_with_params()
+            with connection.cursor() as cursor:
+                # Names come from the model's own metadata; values are all parameters.
+                cursor.execute(
+                    f"INSERT INTO {table} ({column_sql}) {select_sql} ON CONFLICT DO NOTHING",
+                    params,
+                )
+                added += max(cursor.rowcount, 0)
+    return added
+
+
+# ---------------------------------------------------------------------------------------------
+# Delivery: claim with a lease, re-check, send one digest per recipient, record the outcome.
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class DeliveryReport:
+    """What a delivery run did, for the command's output and the task's result."""
+
+    sent: list[tuple[str, list[str]]] = field(default_factory=list)  # (address, item lines)
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (address or user, error)
+    retrying: list[tuple[str, str]] = field(default_factory=list)
+    cancelled: int = 0
+    server_unreachable: bool = False
+
+    def merge(self, other: DeliveryReport) -> None:
+        self.sent += other.sent
+        self.failed += other.failed
+        self.retrying += other.retrying
+        self.cancelled += other.cancelled
+        self.server_unreachable = self.server_unreachable or other.server_unreachable
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "digests_sent": len(self.sent),
+            "items_sent": sum(len(items) for _, items in self.sent),
+            "failed": len(self.failed),
+            "retrying": len(self.retrying),
+            "cancelled": self.cancelled,
+        }
+
+
+class _Permanent(Exception):
+    """The recipient cannot be reached this way: retrying would not help."""
+
+
+def _claimable(now: dt.datetime) -> Q:
+    # Pending rows whose wait is over, and rows whose worker's lease ran out (it died or hung).
+    return Q(state=State.PENDING, next_attempt_at__lte=now) | Q(state=State.SENDING, lease_until__lt=now)
+
+
+def claim(limit_recipients: int, lease_seconds: int | None = None) -> tuple[str, list[Reminder]]:
+    """Lease every claimable row of up to ``limit_recipients`` recipients to this worker.
+
+    The UPDATE repeats the claimable condition, so when two workers pick the same rows only the
+    first UPDATE matches them; the second finds them leased and leaves them alone.
+    """
+    now = timezone.now()
+    token = uuid.uuid4().hex
+    lease = dt.timedelta(seconds=lease_seconds or settings.REMINDER_LEASE_SECONDS)
+    # Unordered, so the database can stop scanning as soon as it has found enough recipients.
+    recipients = (
+        Reminder.objects.filter(_claimable(now)).order_by().values("recipient_id").distinct()[:limit_recipients]
+    )
+    claimed = Reminder.objects.filter(_claimable(now), recipient_id__in=recipients).update(
+        state=State.SENDING, lease_token=token, lease_until=now + lease, attempts=F("attempts") + 1
+    )
+    if not claimed:
+        return token, []
+    rows = list(
+        Reminder.objects.filter(lease_token=token, state=State.SENDING)
+        .select_related("recommendation__finding__inspection", "recommendation__owner__escalation_contact", "recipient")
+        .order_by("recipient_id", "pk")
+    )
+    return token, rows
+
+
+def _still_due(row: Reminder, leads: set[tuple[int, int]]) -> bool:
+    """Does the recommendation, as it is now, still call for this reminder to this person?"""
+    rec = row.recommendation
+    owner = rec.owner
+    owner_active = owner is not None and owner.is_active
+    if not rec.is_open or rec.next_review_due != row.review_due or not row.recipient.is_active:
+        return False
+    is_lead = (row.recipient_id, rec.finding.inspection.organisation_id) in leads
+    if row.stage in (Stage.DUE_SOON, Stage.OVERDUE):
+        return owner_active and row.recipient_id == rec.owner_id
+    if row.stage == Stage.ESCALATION:
+        if not owner_active:
+            return False
+        contact = owner.escalation_contact
+        if contact is not None and contact.is_active:
+            return row.recipient_id == contact.pk
+        return is_lead
+    if row.stage == Stage.UNOWNED:
+        return not owner_active and is_lead
+    return False
+
+
+def backoff_seconds(attempts: int) -> float:
+    """Exponential backoff with jitter: about base * 2^(attempts-1), capped, in [half, full]."""
+    ceiling = min(settings.REMINDER_RETRY_MAX_SECONDS, settings.REMINDER_RETRY_BASE_SECONDS * 2 ** (attempts - 1))
+    return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+def _classify(exc: BaseException) -> tuple[bool, bool]:
+    """(permanent, connection broken) for an error raised while sending one digest."""
+    if isinstance(exc, _Permanent):
+        return True, False
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        codes = [code for code, _ in exc.recipients.values()]
+        return all(500 <= code < 600 for code in codes), False
+    if isinstance(exc, smtplib.SMTPServerDisconnected):
+        return False, True
+    if isinstance(exc, smtplib.SMTPResponseException):
+        # 421: the server is closing the connection; other 4xx are per message; 5xx are final.
+        return 500 <= exc.smtp_code < 600, exc.smtp_code == 421
+    # Refused connections, timeouts and other socket errors are temporary and break the connection.
+    return False, isinstance(exc, OSError)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, _Permanent):
+        return str(exc)
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return "; ".join(
+            f"{addr}: {code} {msg.decode(errors='replace')}" for addr, (code, msg) in exc.recipients.items()
+        )
+    if isinstance(exc, smtplib.SMTPResponseException):
+        message = exc.smtp_error.decode(errors="replace") if isinstance(exc.smtp_error, bytes) else exc.smtp_error
+        return f"{exc.smtp_code} {message}"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def _record_failure(token: str, rows: list[Reminder], exc: BaseException, permanent: bool) -> str:
+    error = _describe(exc)[:1000]
+    mine = Reminder.objects.filter(pk__in=[r.pk for r in rows], lease_token=token, state=State.SENDING)
+    if permanent:
+        mine.update(state=State.FAILED, last_error=error, lease_until=None)
+        return error
+    now = timezone.now()
+    attempts = max(r.attempts for r in rows)
+    if attempts >= settings.REMINDER_MAX_ATTEMPTS:
+        mine.update(state=State.DEAD, last_error=error, lease_until=None)
+    else:
+        mine.update(
+            state=State.PENDING,
+            last_error=error,
+            lease_until=None,
+            next_attempt_at=now + dt.timedelta(seconds=backoff_seconds(attempts)),
+        )
+    return error
+
+
+def _by_recipient(rows: Iterable[Reminder]) -> Iterator[tuple[User, list[Reminder]]]:
+    groups: dict[int, list[Reminder]] = defaultdict(list)
+    for row in rows:
+        groups[row.recipient_id].append(row)
+    for group in groups.values():
+        yield group[0].recipient, group
+
+
+def _deliver_batch(token: str, rows: list[Reminder]) -> DeliveryReport:
+    report = DeliveryReport()
+    recipient_ids = {row.recipient_id for row in rows}
+    leads = set(
+        User.objects.filter(pk__in=recipient_ids, is_active=True, groups__name=str(Role.GOVERNANCE_LEAD)).values_list(
+            "pk", "organisation_id"
+        )
+    )
+    # After a long outage two weekly repeats of one overdue reminder may both be waiting: send the latest.
+    latest: dict[tuple, Reminder] = {}
+    for row in rows:
+        same = (row.recipient_id, row.recommendation_id, row.stage, row.review_due)
+        if same not in latest or row.occurrence > latest[same].occurrence:
+            latest[same] = row
+    superseded = {row.pk for row in rows} - {row.pk for row in latest.values()}
+    stale = [row for row in rows if row.pk in superseded or not _still_due(row, leads)]
+    if stale:
+        # A completed review, a new owner or a closed recommendation: this reminder is no longer due.
+        report.cancelled = Reminder.objects.filter(pk__in=[r.pk for r in stale], lease_token=token).update(
+            state=State.CANCELLED, lease_until=None
+        )
+    # A row whose every lease ran out (its worker died each time) would otherwise go round forever.
+    stale_ids = {row.pk for row in stale}
+    exhausted = [r for r in rows if r.attempts > settings.REMINDER_MAX_ATTEMPTS and r.pk not in stale_ids]
+    if exhausted:
+        Reminder.objects.filter(pk__in=[r.pk for r in exhausted], lease_token=token).update(
+            state=State.DEAD, lease_until=None, last_error="gave up: every attempt's worker was lost mid-send"
+        )
+        report.failed += [
+            (row.recipient.email or str(row.recipient), "worker lost on every attempt") for row in exhausted
+        ]
+    skip = stale_ids | {row.pk for row in exhausted}
+    live = [row for row in rows if row.pk not in skip]
+    mail = get_connection(fail_silently=False)
+    connection_open = False
+    groups = list(_by_recipient(live))
+    try:
+        for index, (recipient, group) in enumerate(groups):
+            try:
+                if not recipient.email:
+                    raise _Permanent("no email address")
+                items = [emails.DigestItem.from_reminder(row) for row in group]
+                message = emails.review_digest(recipient, items)
+                if not connection_open:
+                    mail.open()  # one connection for the whole batch
+                    connection_open = True
+                mail.send_messages([message])
+            except SoftTimeLimitExceeded:
+                raise  # the rows stay leased and are picked up again when the lease runs out
+            except Exception as exc:
+                permanent, broken = _classify(exc)
+                if not isinstance(exc, smtplib.SMTPException | OSError | _Permanent):
+                    logger.exception("Unexpected error sending reminders to user %s", recipient.pk)
+                error = _record_failure(token, group, exc, permanent)
+                (report.failed if permanent else report.retrying).append((recipient.email or str(recipient), error))
+                if broken:
+                    # The server is gone: put the rest of the batch back to wait rather than hammer it.
+                    report.server_unreachable = True
+                    for other, other_group in groups[index + 1 :]:
+                        error = _record_failure(token, other_group, exc, permanent=False)
+                        report.retrying.append((other.email or str(other), error))
+                    break
+                continue
+            # Handed over: record it at once, so a crash from here on repeats no other digest.
+            Reminder.objects.filter(pk__in=[r.pk for r in group], lease_token=token).update(
+                state=State.SENT, sent_at=timezone.now(), lease_until=None, last_error=""
+            )
+            report.sent.append(
+                (recipient.email, [f"{i.reference} {i.stage_label.lower()} (review due {i.review_due})" for i in items])
+            )
+    finally:
+        if connection_open:
+            try:
+                mail.close()
+            except Exception:  # closing a connection that has already failed
+                logger.debug("Closing the mail connection failed", exc_info=True)
+    return report
+
+
+def deliver(*, batch_recipients: int | None = None, deadline: float | None = None) -> DeliveryReport:
+    """Send everything that is due, batch by batch, until nothing is claimable or time is short.
+
+    ``deadline`` is a ``time.monotonic()`` value after which no new batch is started, so a task
+    finishes well inside its time limit (and therefore inside its lease).
+    """
+    report = DeliveryReport()
+    limit = batch_recipients or settings.REMINDER_BATCH_RECIPIENTS
+    while deadline is None or time.monotonic() < deadline:
+        token, rows = claim(limit)
+        if not rows:
+            break
+        report.merge(_deliver_batch(token, rows))
+        if report.server_unreachable:
+            break  # leave the other batches for the next run rather than knock on a closed door
+    return report
+
+
+def run_sweep(today: dt.date | None = None) -> DeliveryReport:
+    """The whole daily job, synchronously: plan what is due, then deliver it."""
+    plan(today)
+    return deliver()
+
+
+def request_delivery() -> None:
+    """Ask a worker to deliver due reminders once the current transaction commits (never if it rolls back)."""
+    from tracker.tasks import deliver_due_reminders
+
+    # robust: if the broker is down the commit still stands, and the every-minute tick delivers instead.
+    transaction.on_commit(deliver_due_reminders.delay, robust=True)
+
+
+def retry_now(reminder_ids: Iterable[int]) -> int:
+    """Put failed or dead rows back in the queue for an immediate attempt, and ask for delivery."""
+    with transaction.atomic():
+        count = Reminder.objects.filter(pk__in=list(reminder_ids), state__in=[State.FAILED, State.DEAD]).update(
+            state=State.PENDING, attempts=0, next_attempt_at=timezone.now(), lease_until=None, lease_token=""
+        )
+        if count:
+            request_delivery()
+    return count

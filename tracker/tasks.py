@@ -1,0 +1,34 @@
+"""Thin Celery tasks. They take ids (or nothing), never model instances, and call one domain function.
+
+Waits between delivery attempts live in the reminder ledger, not in Celery countdowns: a task that
+finds nothing due simply returns, and the next tick picks the row up when its time comes.
+"""
+
+from __future__ import annotations
+
+import time
+
+from celery import shared_task
+from django.conf import settings
+from django.db import DatabaseError
+
+from tracker import reminders
+
+
+def _deadline() -> float:
+    # Start no new batch in the second half of the soft limit, so the last one finishes in time.
+    return time.monotonic() + settings.CELERY_TASK_SOFT_TIME_LIMIT / 2
+
+
+@shared_task(name="tracker.tasks.run_review_sweep", autoretry_for=(DatabaseError,), retry_backoff=True, max_retries=5)
+def run_review_sweep() -> dict[str, int]:
+    """The daily sweep (Celery beat): add what is due to the ledger, then deliver it."""
+    added = reminders.plan()
+    report = reminders.deliver(deadline=_deadline())
+    return {"planned": added, **report.as_dict()}
+
+
+@shared_task(name="tracker.tasks.deliver_due_reminders")
+def deliver_due_reminders() -> dict[str, int]:
+    """Deliver ledger rows whose next attempt is due (retries, expired leases, 'retry now')."""
+    return reminders.deliver(deadline=_deadline()).as_dict()

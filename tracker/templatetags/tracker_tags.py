@@ -1,0 +1,99 @@
+"""Small helpers that give Django form fields and statuses the GOV.UK Frontend markup."""
+
+from __future__ import annotations
+
+from django import forms, template
+from django.forms.boundfield import BoundField
+
+from tracker.models import Evidence, Recommendation
+
+register = template.Library()
+
+_WIDGET_CLASSES = (
+    (forms.Textarea, "govuk-textarea"),
+    (forms.Select, "govuk-select"),
+    (forms.ClearableFileInput, "govuk-file-upload"),
+    (forms.FileInput, "govuk-file-upload"),
+    (forms.DateInput, "govuk-input govuk-input--width-10"),
+    (forms.widgets.Input, "govuk-input"),
+)
+
+STATUS_COLOURS = {
+    Recommendation.Status.NOT_STARTED: "grey",
+    Recommendation.Status.IN_PROGRESS: "blue",
+    Recommendation.Status.AWAITING_ASSURANCE: "purple",
+    Recommendation.Status.CLOSED: "green",
+    Recommendation.Status.SUPERSEDED: "grey",
+}
+RAG_COLOURS = {"red": "red", "amber": "orange", "green": "green", "": "grey"}
+VERDICT_COLOURS = {
+    Evidence.Verdict.PENDING: "yellow",
+    Evidence.Verdict.ACCEPTED: "green",
+    Evidence.Verdict.REJECTED: "red",
+}
+
+
+@register.filter
+def widget_type(field: BoundField) -> str:
+    widget = field.field.widget
+    if isinstance(widget, forms.CheckboxSelectMultiple):  # a subclass of RadioSelect, so first
+        return "checkboxes"
+    if isinstance(widget, forms.RadioSelect):
+        return "radios"
+    if isinstance(widget, forms.CheckboxInput):
+        return "checkbox"
+    return "input"
+
+
+@register.filter
+def govuk_widget(field: BoundField) -> str:
+    """The field's widget with the GOV.UK class, its error modifier, and hint/error descriptions."""
+    widget = field.field.widget
+    css = next((css for kind, css in _WIDGET_CLASSES if isinstance(widget, kind)), "")
+    attrs = {}
+    if css:
+        first = css.split()[0]
+        attrs["class"] = f"{css} {first}--error" if field.errors else css
+    described = ([f"{field.auto_id}-hint"] if field.help_text else []) + (
+        [f"{field.auto_id}-error"] if field.errors else []
+    )
+    if described:
+        attrs["aria-describedby"] = " ".join(described)
+    return field.as_widget(attrs=attrs)
+
+
+@register.filter
+def first_input_id(field: BoundField) -> str:
+    """Where an error summary link should take the user: the field, or its first option."""
+    return f"{field.auto_id}_0" if widget_type(field) in ("radios", "checkboxes") else field.auto_id
+
+
+@register.filter
+def status_colour(status: str) -> str:
+    return STATUS_COLOURS.get(status, "grey")
+
+
+@register.filter
+def rag_colour(rag: str) -> str:
+    return RAG_COLOURS.get(rag or "", "grey")
+
+
+@register.filter
+def verdict_colour(verdict: str) -> str:
+    return VERDICT_COLOURS.get(verdict, "grey")
+
+
+@register.filter
+def is_checked(value, choice_value) -> bool:
+    """Whether a radio or checkbox option is selected, for single and multiple values alike."""
+    if value is None:
+        return False
+    values = value if isinstance(value, list | tuple) else [value]
+    return str(choice_value) in {str(v) for v in values}
+
+
+@register.simple_tag
+def sees_all_recommendations(user) -> bool:
+    from tracker.permissions import sees_whole_organisation
+
+    return sees_whole_organisation(user)
