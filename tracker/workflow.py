@@ -11,12 +11,12 @@ import datetime as dt
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.utils import timezone
 
 from tracker.models import Evidence, Finding, ProgressUpdate, Recommendation, RecommendationEvent
 from tracker.permissions import Action, require
+from tracker.uploads import CheckedUpload
 
 if TYPE_CHECKING:
     from tracker.models import User
@@ -39,7 +39,8 @@ class StaleRecommendation(WorkflowError):
 
 def _locked(recommendation: Recommendation, expected_version: int | None) -> Recommendation:
     """Re-read the row under a lock and refuse if someone else changed it in the meantime."""
-    current = Recommendation.objects.select_for_update().with_related().get(pk=recommendation.pk)
+    # of=("self",): lock only this row; PostgreSQL cannot lock the nullable side of the owner join.
+    current = Recommendation.objects.select_for_update(of=("self",)).with_related().get(pk=recommendation.pk)
     if expected_version is not None and current.version != expected_version:
         raise StaleRecommendation(
             "This recommendation was changed by someone else while you were working on it. "
@@ -185,20 +186,18 @@ def add_evidence(
     kind: str,
     category: str,
     description: str,
-    file: UploadedFile | None = None,
-    original_filename: str = "",
-    content_type: str = "",
+    upload: CheckedUpload | None = None,
     link: str = "",
     note: str = "",
     expected_version: int | None = None,
 ) -> Evidence:
-    """Attach a file, a link or a note. Files must already have been checked by ``tracker.uploads``."""
+    """Attach a file, a link or a note. A file arrives only as a ``CheckedUpload`` from ``tracker.uploads``."""
     description = (description or "").strip()
     if not description:
         raise InvalidInput("Say what this evidence shows.")
     if category not in Evidence.Category.values:
         raise InvalidInput("Say whether this evidence shows an output or an outcome.")
-    content = {Evidence.Kind.FILE: file, Evidence.Kind.LINK: link, Evidence.Kind.NOTE: note}
+    content = {Evidence.Kind.FILE: upload, Evidence.Kind.LINK: link, Evidence.Kind.NOTE: note}
     if kind not in content:
         raise InvalidInput("Evidence is a file, a link or a note.")
     if not content[kind]:
@@ -219,10 +218,10 @@ def add_evidence(
         )
         created.append(evidence)
         if kind == Evidence.Kind.FILE:
-            evidence.original_filename = original_filename[:255]
-            evidence.content_type = content_type
-            evidence.size_bytes = file.size
-            evidence.file.save("evidence", file, save=False)
+            evidence.original_filename = upload.original_filename
+            evidence.content_type = upload.content_type
+            evidence.size_bytes = upload.file.size
+            evidence.file.save("evidence", upload.file, save=False)
         evidence._history_user = by
         evidence.save()
         _event(rec, Event.EVIDENCE_ADDED, by, new=f"{evidence.get_category_display()}", reason=description[:200])

@@ -10,6 +10,7 @@ from tests.factories import EvidenceFactory, RecommendationFactory
 from tracker import workflow
 from tracker.models import Evidence, Finding, Recommendation, RecommendationEvent
 from tracker.permissions import NotPermitted
+from tracker.uploads import check_upload
 
 Status = Recommendation.Status
 Event = RecommendationEvent.Action
@@ -274,15 +275,9 @@ class TestReopenSupersedeAndPlanChanges:
 
 class TestEvidence:
     def test_a_file_is_stored_under_a_generated_name(self, rec, olly, settings):
-        upload = SimpleUploadedFile("audit.pdf", b"%PDF-1.4 audit", content_type="application/pdf")
+        upload = check_upload(SimpleUploadedFile("audit.pdf", b"%PDF-1.4 audit"))
         evidence = workflow.add_evidence(
-            rec,
-            by=olly,
-            kind="file",
-            category="outcome",
-            description="Audit",
-            file=upload,
-            original_filename="audit.pdf",
+            rec, by=olly, kind="file", category="outcome", description="Audit", upload=upload
         )
         assert evidence.original_filename == "audit.pdf"
         assert "audit" not in evidence.file.name
@@ -295,9 +290,9 @@ class TestEvidence:
             raise RuntimeError("database went away")
 
         monkeypatch.setattr(workflow, "_save", fail)
-        upload = SimpleUploadedFile("audit.pdf", b"%PDF-1.4 audit")
+        upload = check_upload(SimpleUploadedFile("audit.pdf", b"%PDF-1.4 audit"))
         with pytest.raises(RuntimeError):
-            workflow.add_evidence(rec, by=olly, kind="file", category="outcome", description="Audit", file=upload)
+            workflow.add_evidence(rec, by=olly, kind="file", category="outcome", description="Audit", upload=upload)
 
         assert settings.EVIDENCE_ROOT.exists(), "the file was written before the failure"
         assert [p for p in settings.EVIDENCE_ROOT.rglob("*") if p.is_file()] == []

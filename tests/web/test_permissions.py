@@ -8,6 +8,7 @@ from django.urls import reverse
 from tests.factories import EvidenceFactory, RecommendationFactory
 from tracker import workflow
 from tracker.models import AccessLog, Evidence, ProgressUpdate, Recommendation, RecommendationEvent
+from tracker.uploads import check_upload
 
 pytestmark = pytest.mark.django_db
 
@@ -150,17 +151,8 @@ def file_evidence(rec, olly, settings):
 
     from tests.web.conftest import PDF_BYTES
 
-    upload = SimpleUploadedFile("plan.pdf", PDF_BYTES, content_type="application/pdf")
-    return workflow.add_evidence(
-        rec,
-        by=olly,
-        kind="file",
-        category="output",
-        description="Plan",
-        file=upload,
-        original_filename="plan.pdf",
-        content_type="application/pdf",
-    )
+    upload = check_upload(SimpleUploadedFile("plan.pdf", PDF_BYTES, content_type="application/pdf"))
+    return workflow.add_evidence(rec, by=olly, kind="file", category="output", description="Plan", upload=upload)
 
 
 @pytest.mark.parametrize(
