@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 APT_PACKAGES := redis-server chromium poppler-utils libpango-1.0-0 libpangoft2-1.0-0
 export DJANGO_SETTINGS_MODULE := config.settings
 
-.PHONY: run test install apt venv node migrate seed lint check clean
+.PHONY: run test test-postgres postgres bench-postgres install apt venv node migrate seed lint check clean
 
 install: apt venv node
 
@@ -59,6 +59,24 @@ check: install
 test: install lint check
 	@mkdir -p var/test-artifacts
 	$(VENV)/bin/pytest -q
+
+# Debian's PostgreSQL server, only for test-postgres and bench-postgres (make run uses SQLite).
+postgres:
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+		echo "Installing Debian packages: postgresql"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null; \
+	fi
+
+# The whole suite again on a real PostgreSQL server: a throwaway cluster under var/, started for this
+# run and removed afterwards, pass or fail (.ci/with-postgres). Worker processes get the same DATABASE_URL.
+test-postgres: install postgres
+	@mkdir -p var/test-artifacts
+	.ci/with-postgres bash -c '$(PY) manage.py check --database default && $(PY) manage.py makemigrations --check --dry-run && $(VENV)/bin/pytest -q'
+
+# bench/ at 100,000 recommendations on PostgreSQL, each script on a fresh server.
+bench-postgres: install postgres
+	.ci/with-postgres bash -c 'BENCH_DATABASE_URL=$$DATABASE_URL $(PY) bench/reminders.py'
+	.ci/with-postgres bash -c 'BENCH_DATABASE_URL=$$DATABASE_URL $(PY) bench/api.py --rows 100000'
 
 clean:
 	rm -rf var/test-artifacts var/mail

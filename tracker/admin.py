@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from axes.utils import reset as axes_reset
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
@@ -12,7 +13,7 @@ from django.utils import timezone
 from rest_framework.authtoken.models import TokenProxy
 from simple_history.admin import SimpleHistoryAdmin
 
-from tracker import workflow
+from tracker import accounts, workflow
 from tracker.models import (
     AccessLog,
     Evidence,
@@ -130,6 +131,36 @@ class UserAdmin(ScopedChoicesMixin, DjangoUserAdmin, SimpleHistoryAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False  # deactivate instead: history and ownership must keep pointing at the person
+
+    actions = ["unlock_sign_in", "deactivate"]
+
+    # permissions=["change"]: a viewer may list users but must not lock or unlock anybody.
+    @admin.action(
+        description="Unlock sign-in of the selected users (forget their failed attempts)", permissions=["change"]
+    )
+    def unlock_sign_in(self, request, queryset) -> None:
+        for user in queryset:
+            axes_reset(username=user.username)
+        self.message_user(request, f"Sign-in unlocked for {queryset.count()} user(s).")
+
+    @admin.action(
+        description="Deactivate the selected users (end their sessions, tokens and calendar links)",
+        permissions=["change"],
+    )
+    def deactivate(self, request, queryset) -> None:
+        users = list(queryset.exclude(pk=request.user.pk))
+        ended = sum(accounts.deactivate_user(user, by=request.user) for user in users)
+        self.message_user(request, f"{len(users)} user(s) deactivated; {ended} session(s) ended.")
+
+    def save_model(self, request, obj, form, change) -> None:
+        deactivating = change and "is_active" in form.changed_data and not obj.is_active
+        super().save_model(request, obj, form, change)
+        if deactivating:
+            # Unticking "active" ends their sessions, API token and calendar link now, not at next sign-in.
+            ended = accounts.deactivate_user(obj, by=request.user)
+            self.message_user(
+                request, f"{obj} is deactivated: {ended} session(s) ended, API token and calendar link revoked."
+            )
 
 
 @admin.register(Theme)

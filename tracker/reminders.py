@@ -221,22 +221,61 @@ def _claimable(now: dt.datetime) -> Q:
     return Q(state=State.PENDING, next_attempt_at__lte=now) | Q(state=State.SENDING, lease_until__lt=now)
 
 
+def _lock_whole_recipients(now: dt.datetime, limit_recipients: int) -> list[int]:
+    """PostgreSQL: lock the claimable rows of up to ``limit_recipients`` recipients no other worker is claiming.
+
+    Call inside a transaction. ``FOR UPDATE SKIP LOCKED`` passes over rows another worker is claiming at
+    this moment instead of queueing behind it. A recipient is taken whole or not at all, so that each
+    digest lists everything due to its recipient: if another worker holds some of their rows, all of
+    them are left to it. When every candidate is busy, the next recipients are tried.
+    """
+    busy: set[int] = set()
+    for _ in range(3):
+        claimable = Reminder.objects.filter(_claimable(now)).exclude(recipient_id__in=busy).order_by()
+        # Unordered, so the database can stop scanning as soon as it has found enough recipients.
+        candidates = set(claimable.values_list("recipient_id", flat=True).distinct()[:limit_recipients])
+        if not candidates:
+            return []
+        locked = dict(
+            claimable.filter(recipient_id__in=candidates)
+            .select_for_update(skip_locked=True)
+            .values_list("pk", "recipient_id")
+        )
+        partial = {
+            recipient
+            for pk, recipient in claimable.filter(recipient_id__in=candidates).values_list("pk", "recipient_id")
+            if pk not in locked
+        }
+        whole = set(locked.values()) - partial
+        if whole:
+            return [pk for pk, recipient in locked.items() if recipient in whole]
+        busy |= candidates
+    return []
+
+
 def claim(limit_recipients: int, lease_seconds: int | None = None) -> tuple[str, list[Reminder]]:
     """Lease every claimable row of up to ``limit_recipients`` recipients to this worker.
 
-    The UPDATE repeats the claimable condition, so when two workers pick the same rows only the
-    first UPDATE matches them; the second finds them leased and leaves them alone.
+    SQLite: the UPDATE repeats the claimable condition, so when two workers pick the same rows only
+    the first UPDATE matches them; the second finds them leased and leaves them alone (SQLite has one
+    writer at a time). PostgreSQL: the rows are first locked with ``SELECT ... FOR UPDATE SKIP
+    LOCKED``, so concurrent workers take different recipients instead of waiting on each other; the
+    UPDATE still repeats the condition.
     """
     now = timezone.now()
     token = uuid.uuid4().hex
     lease = dt.timedelta(seconds=lease_seconds or settings.REMINDER_LEASE_SECONDS)
-    # Unordered, so the database can stop scanning as soon as it has found enough recipients.
-    recipients = (
-        Reminder.objects.filter(_claimable(now)).order_by().values("recipient_id").distinct()[:limit_recipients]
-    )
-    claimed = Reminder.objects.filter(_claimable(now), recipient_id__in=recipients).update(
-        state=State.SENDING, lease_token=token, lease_until=now + lease, attempts=F("attempts") + 1
-    )
+    leased = {"state": State.SENDING, "lease_token": token, "lease_until": now + lease, "attempts": F("attempts") + 1}
+    if connection.vendor == "postgresql":
+        with transaction.atomic():
+            ids = _lock_whole_recipients(now, limit_recipients)
+            claimed = Reminder.objects.filter(_claimable(now), pk__in=ids).update(**leased) if ids else 0
+    else:
+        # Unordered, so the database can stop scanning as soon as it has found enough recipients.
+        recipients = (
+            Reminder.objects.filter(_claimable(now)).order_by().values("recipient_id").distinct()[:limit_recipients]
+        )
+        claimed = Reminder.objects.filter(_claimable(now), recipient_id__in=recipients).update(**leased)
     if not claimed:
         return token, []
     rows = list(

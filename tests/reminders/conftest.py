@@ -3,7 +3,8 @@
 The SMTP server is aiosmtpd on loopback; faults are injected by its handler (a refused recipient,
 a stalled DATA) or by stopping it. Redis is Debian's redis-server on a free port in a temporary
 directory. Worker and beat are real ``celery`` processes that share a file SQLite database with the
-test: ``worker_db`` points Django's default connection at that file for the duration of a test.
+test: ``worker_db`` points Django's default connection at that file for the duration of a test. Under
+``make test-postgres`` it is a fresh PostgreSQL database on the same server instead.
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ import socket
 import subprocess
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -215,16 +218,44 @@ def broker(redis_url, redis):
 # --- a file database shared with worker processes -----------------------------------------------
 
 
+def _on_postgres() -> bool:
+    return connections["default"].vendor == "postgresql"
+
+
+def _postgres_admin(sql: str) -> None:
+    """CREATE or DROP DATABASE, which cannot run inside a transaction or on the database itself."""
+    with connections["default"]._nodb_cursor() as cursor:
+        cursor.execute(sql)
+
+
+def database_url(db: Path | str) -> str:
+    """DATABASE_URL for worker processes: the SQLite file, or the PostgreSQL database of that name."""
+    if isinstance(db, Path):
+        return f"sqlite:///{db}"
+    return urlsplit(os.environ["DATABASE_URL"])._replace(path=f"/{db}").geturl()
+
+
 @pytest.fixture(scope="session")
 def migrated_template(tmp_path_factory, django_db_blocker):
+    if _on_postgres():
+        name = f"tracker_worker_template_{os.getpid()}"
+        with django_db_blocker.unblock():
+            _postgres_admin(f'DROP DATABASE IF EXISTS "{name}"')
+            _postgres_admin(f'CREATE DATABASE "{name}"')
+            with _default_connection_on(name):
+                call_command("migrate", verbosity=0)
+        yield name
+        with django_db_blocker.unblock():
+            _postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        return
     path = tmp_path_factory.mktemp("template-db") / "tracker.sqlite3"
     with django_db_blocker.unblock(), _default_connection_on(path):
         call_command("migrate", verbosity=0)
-    return path
+    yield path
 
 
 @contextlib.contextmanager
-def _default_connection_on(path: Path):
+def _default_connection_on(path: Path | str):
     """Swap Django's default connection for one on a file, then put the original back."""
     original = connections["default"]
     replacement = original.__class__({**original.settings_dict, "NAME": str(path)}, alias="default")
@@ -239,6 +270,16 @@ def _default_connection_on(path: Path):
 @pytest.fixture
 def worker_db(migrated_template, tmp_path, django_db_blocker):
     """A fresh, migrated file database that this test and its worker processes both use."""
+    if _on_postgres():
+        name = f"tracker_worker_{uuid.uuid4().hex[:12]}"
+        with django_db_blocker.unblock():
+            _postgres_admin(f'CREATE DATABASE "{name}" TEMPLATE "{migrated_template}"')
+            try:
+                with _default_connection_on(name):
+                    yield name
+            finally:
+                _postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        return
     path = tmp_path / "tracker.sqlite3"
     shutil.copy(migrated_template, path)
     with django_db_blocker.unblock(), _default_connection_on(path):
@@ -249,7 +290,7 @@ def worker_db(migrated_template, tmp_path, django_db_blocker):
 class Services:
     """Real worker and beat processes sharing the test's database, Redis and SMTP server."""
 
-    db_path: Path
+    db_path: Path | str  # a SQLite file, or a PostgreSQL database name
     redis_url: str
     smtp_port: int
     log_dir: Path
@@ -260,7 +301,7 @@ class Services:
         env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "config.settings",
-            "DATABASE_URL": f"sqlite:///{self.db_path}",
+            "DATABASE_URL": database_url(self.db_path),
             "REDIS_URL": self.redis_url,
             "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
             "EMAIL_HOST": "127.0.0.1",

@@ -1,0 +1,125 @@
+"""Audit: field history on every model, kept and shown to governance leads; access (downloads, exports) logged
+with who, what and when, and readable by governance leads in the admin."""
+
+import datetime as dt
+
+import pytest
+from django.apps import apps
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import call_command
+from django.urls import reverse
+from django.utils import timezone
+from django_celery_beat.models import PeriodicTask
+
+from tests.factories import UserFactory
+from tests.web.conftest import PDF_BYTES
+from tracker import workflow
+from tracker.models import AccessLog, CalendarFeedToken, RecommendationEvent, Reminder
+from tracker.permissions import Role
+from tracker.uploads import check_upload
+
+# Records that are themselves the log of what happened, each row written once and kept: a history of
+# their fields would only repeat them. Reminder rows carry their own state, attempts, error and sent time;
+# calendar links are revoked (revoked_at), never edited.
+OWN_RECORD = {RecommendationEvent, AccessLog, Reminder, CalendarFeedToken}
+
+
+def test_every_model_keeps_a_field_history_unless_it_is_a_log_itself():
+    without = {
+        model
+        for model in apps.get_app_config("tracker").get_models()
+        if not model.__name__.startswith("Historical") and not hasattr(model._meta, "simple_history_manager_attribute")
+    }
+
+    assert without == OWN_RECORD
+
+
+def test_nothing_purges_history_on_a_schedule(db):
+    call_command("setup_schedule")
+
+    tasks = set(PeriodicTask.objects.values_list("task", flat=True))
+
+    assert tasks  # the schedule exists ...
+    assert not [
+        task for task in tasks if "history" in task or "clean" in task or "purge" in task
+    ]  # ... and keeps it all
+
+
+@pytest.fixture
+def changed(rec, lead):
+    workflow.change_target_date(
+        rec, by=lead, target_date=timezone.localdate() + dt.timedelta(days=90), reason="Board agreed a new date"
+    )
+    rec.refresh_from_db()
+    return rec
+
+
+@pytest.mark.parametrize("page", ["recommendation", "user", "organisation", "finding", "inspection"])
+def test_a_governance_lead_reads_the_field_history_in_the_admin(client, role_permissions, lead, changed, page):
+    obj = {
+        "recommendation": changed,
+        "user": changed.owner,
+        "organisation": changed.finding.inspection.organisation,
+        "finding": changed.finding,
+        "inspection": changed.finding.inspection,
+    }[page]
+    client.force_login(lead)
+
+    response = client.get(reverse(f"admin:tracker_{page}_history", args=[obj.pk]))
+
+    assert response.status_code == 200
+    assert obj.history.exists()
+    assert str(obj.history.first().history_date.year).encode() in response.content
+
+
+def test_the_history_page_shows_who_changed_what(client, role_permissions, lead, changed):
+    client.force_login(lead)
+    record = changed.history.first()
+
+    response = client.get(reverse("admin:tracker_recommendation_history", args=[changed.pk]))
+
+    assert record.history_user == lead
+    assert str(lead).encode() in response.content
+    assert b"Target date" in response.content or b"target_date" in response.content
+
+
+def test_an_owner_cannot_read_history_in_the_admin(client, role_permissions, olly, changed):
+    client.force_login(olly)
+
+    response = client.get(reverse("admin:tracker_recommendation_history", args=[changed.pk]))
+
+    assert response.status_code == 302  # not staff: sent to the admin's sign-in
+
+
+def test_downloads_and_exports_are_logged_and_a_governance_lead_reads_the_log_in_the_admin(
+    client, role_permissions, lead, olly, rec
+):
+    upload = check_upload(SimpleUploadedFile("audit.pdf", PDF_BYTES, content_type="application/pdf"))
+    evidence = workflow.add_evidence(rec, by=olly, kind="file", category="output", description="Audit", upload=upload)
+    client.force_login(olly)
+    assert client.get(reverse("tracker:evidence-download", args=[evidence.pk])).status_code == 200
+    client.force_login(lead)
+    assert client.get(reverse("tracker:export-csv") + "?status=not_started").status_code == 200
+
+    logs = {log.action: log for log in AccessLog.objects.all()}
+    download, export = logs[AccessLog.Action.EVIDENCE_DOWNLOAD], logs[AccessLog.Action.EXPORT]
+    assert (download.user, download.detail["evidence"]) == (olly, evidence.pk)
+    assert export.user == lead
+    assert "status=not_started" in str(export.detail)
+    assert timezone.now() - download.at < dt.timedelta(minutes=1)
+
+    page = client.get(reverse("admin:tracker_accesslog_changelist"))
+    assert page.status_code == 200
+    assert str(olly).encode() in page.content and str(lead).encode() in page.content
+    assert b"Evidence downloaded" in page.content and b"Recommendations exported" in page.content
+
+
+def test_another_organisations_lead_does_not_see_our_access_log(client, role_permissions, mallory, olly):
+    AccessLog.objects.create(user=olly, action=AccessLog.Action.EXPORT, object_repr="our export")
+    UserFactory(username="someone", organisation=mallory.organisation, roles=[Role.OWNER])
+    client.force_login(mallory)
+
+    page = client.get(reverse("admin:tracker_accesslog_changelist"))
+
+    assert page.status_code == 200
+    assert b"our export" not in page.content
