@@ -115,12 +115,16 @@ def due_selections(today: dt.date, policy: Policy | None = None) -> dict[str, Qu
             _occ=occurrence if occurrence is not None else Value(0, output_field=IntegerField()),
         )
 
-    leads = User.objects.filter(is_active=True, groups__name=str(Role.GOVERNANCE_LEAD)).values("pk")
+    # The active governance leads, as a literal list: they are few, and an IN list of ids lets both
+    # SQLite and PostgreSQL look them up by primary key (a subquery, or a join through the group's
+    # name, sends one planner or the other through every user in the organisation).
+    leads = list(
+        User.objects.filter(is_active=True, groups__name=str(Role.GOVERNANCE_LEAD)).values_list("pk", flat=True)
+    )
 
     def to_leads(qs: QuerySet) -> QuerySet:
-        # One row per (recommendation, active governance lead of its organisation); the filter and
-        # the annotation share the same join because the filter comes first. Naming the leads by id
-        # lets the database look them up directly instead of scanning everyone in the organisation.
+        # One row per (recommendation, active governance lead of its organisation); the annotation
+        # reuses the filter's join because the filter comes first.
         return qs.filter(**{f"{_LEADS}__in": leads})
 
     badly_overdue = owned.filter(next_review_due__lte=today - dt.timedelta(days=policy.escalation_days))
@@ -128,7 +132,7 @@ def due_selections(today: dt.date, policy: Policy | None = None) -> dict[str, Qu
     # The n-th weekly repeat of "overdue": 0 on the day after the review date, 1 a week later, ...
     days_late = DaysBetween(Value(today, output_field=DateField()), F("next_review_due"))
     occurrence = (days_late - 1) / Value(policy.overdue_repeat_days)
-    return {
+    selections = {
         "due soon": key(
             owned.filter(next_review_due__gte=today, next_review_due__lte=today + dt.timedelta(days=policy.lead_days)),
             Stage.DUE_SOON,
@@ -138,11 +142,13 @@ def due_selections(today: dt.date, policy: Policy | None = None) -> dict[str, Qu
         "escalation to contact": key(
             badly_overdue.filter(contact_active), Stage.ESCALATION, F("owner__escalation_contact_id")
         ),
-        "escalation to leads": key(
-            to_leads(badly_overdue.exclude(contact_active)), Stage.ESCALATION, F(f"{_LEADS}__id")
-        ),
-        "unowned": key(to_leads(unowned), Stage.UNOWNED, F(f"{_LEADS}__id")),
     }
+    if leads:  # with no governance lead anywhere there is nobody to send these to (and IN () is invalid SQL)
+        selections["escalation to leads"] = key(
+            to_leads(badly_overdue.exclude(contact_active)), Stage.ESCALATION, F(f"{_LEADS}__id")
+        )
+        selections["unowned"] = key(to_leads(unowned), Stage.UNOWNED, F(f"{_LEADS}__id"))
+    return selections
 
 
 def plan(today: dt.date | None = None, policy: Policy | None = None) -> int:
