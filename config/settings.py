@@ -69,7 +69,7 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
-    "django.contrib.staticfiles",
+    "tracker.apps.StaticFilesConfig",  # django.contrib.staticfiles, minus front-end sources
     "rest_framework",
     "rest_framework.authtoken",
     "django_filters",

@@ -4,16 +4,13 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 
 import pytest
 import time_machine
 
-from tests.web.conftest import ARTIFACTS, AXE_SCRIPT, browser_type_launch_args  # noqa: F401 (fixture reused)
+from tests.web.conftest import browser_type_launch_args  # noqa: F401 (fixture reused)
 from tracker.models import Inspection, Organisation
 from tracker.seeding import seed
-
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 # A Wednesday, so that "this week" and the weeks before it are easy to reason about.
 TODAY = dt.date(2026, 3, 18)
@@ -35,6 +32,3 @@ def org(db):
 @pytest.fixture
 def cleveland(org) -> Inspection:
     return Inspection.objects.get(slug="cleveland-police-2025-ncpi")
-
-
-__all__ = ["ARTIFACTS", "AXE_SCRIPT"]

@@ -11,8 +11,8 @@ from django.urls import reverse
 from django.utils import timezone
 from PIL import Image
 
+from tests.browser import ARTIFACTS
 from tests.factories import EvidenceFactory
-from tests.oversight.conftest import ARTIFACTS
 from tracker import boardpack, workflow
 from tracker.models import AccessLog, Recommendation, RecommendationEvent
 

@@ -10,37 +10,11 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.oversight.conftest import ARTIFACTS, AXE_SCRIPT
+from tests.browser import serious_axe_violations, sign_in, snap
 from tracker import workflow
 from tracker.models import Recommendation
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-PASSWORD = "correct horse battery staple"
-
-
-def snap(page: Page, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-
-
-def serious_violations(page: Page) -> list[dict]:
-    # Evaluated rather than added as a <script>: the Content-Security-Policy refuses inline scripts.
-    page.evaluate(AXE_SCRIPT.read_text())
-    result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
-    return [
-        {"rule": v["id"], "impact": v["impact"], "nodes": [n["target"] for n in v["nodes"]][:5]}
-        for v in result["violations"]
-        if v["impact"] in ("serious", "critical")
-    ]
-
-
-def sign_in(page: Page, base: str, username: str) -> None:
-    page.goto(f"{base}/accounts/login/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", name="My recommendations")).to_be_visible()
 
 
 def test_axe_reports_an_svg_chart_without_a_name(page: Page):
@@ -48,7 +22,7 @@ def test_axe_reports_an_svg_chart_without_a_name(page: Page):
     page.set_content(
         '<html lang="en"><body><main><svg role="img"><rect width="9" height="9"/></svg></main></body></html>'
     )
-    assert "svg-img-alt" in {v["rule"] for v in serious_violations(page)}
+    assert "svg-img-alt" in {v["rule"] for v in serious_axe_violations(page)}
 
 
 def test_dashboard_and_board_pack_in_chromium(page: Page, live_server, cleveland, lead, rita, olly):
@@ -64,7 +38,7 @@ def test_dashboard_and_board_pack_in_chromium(page: Page, live_server, cleveland
     expect(page.locator('[data-figure="total"]')).to_have_text("14")
     expect(page.get_by_role("img", name="Recommendations by status")).to_be_visible()
     snap(page, "oversight-01-dashboard")
-    assert serious_violations(page) == []
+    assert serious_axe_violations(page) == []
 
     page.get_by_label("Inspection", exact=True).select_option(label=cleveland.title)
     page.get_by_role("button", name="Show").click()
@@ -72,7 +46,7 @@ def test_dashboard_and_board_pack_in_chromium(page: Page, live_server, cleveland
     expect(page.get_by_role("heading", name=cleveland.title, level=1)).to_be_visible()
     expect(page.get_by_text("Audit of missing episodes under way.")).to_be_visible()
     snap(page, "oversight-02-board-pack")
-    assert serious_violations(page) == []
+    assert serious_axe_violations(page) == []
 
     page.get_by_label("Show owner and target-date changes since").fill("2026-02-30")
     page.get_by_label("Show owner and target-date changes since").fill("")
@@ -85,4 +59,4 @@ def test_dashboard_and_board_pack_in_chromium(page: Page, live_server, cleveland
         re.compile(r"/calendar/[A-Za-z0-9_-]{43}\.ics$")
     )
     snap(page, "oversight-03-calendar")
-    assert serious_violations(page) == []
+    assert serious_axe_violations(page) == []

@@ -6,11 +6,10 @@ import pytest
 from django.urls import reverse
 from playwright.sync_api import Page, expect
 
+from tests.browser import PASSWORD
 from tests.factories import RecommendationFactory
 
 pytestmark = pytest.mark.browser
-
-PASSWORD = "correct horse battery staple"
 
 # Installed before any page script (an init script is not subject to the page's policy).
 RECORD_VIOLATIONS = """

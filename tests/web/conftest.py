@@ -3,22 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 from pathlib import Path
 
 import pytest
 from django.utils import timezone
 
+from tests.browser import ARTIFACTS, AXE_SCRIPT, LAUNCH_ARGS  # noqa: F401 (re-exported)
 from tests.factories import FindingFactory, InspectionFactory, RecommendationFactory
-
-# Playwright's sync API runs an event loop in the test thread; the ORM calls the tests make
-# between page actions are still synchronous and safe.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "var" / "test-artifacts" / "screenshots"
-AXE_SCRIPT = ROOT / "node_modules" / "axe-core" / "axe.min.js"
-CHROMIUM = "/usr/bin/chromium"
 
 # A tiny but real PDF: filetype recognises it by content.
 PDF_BYTES = (
@@ -31,19 +22,7 @@ PDF_BYTES = (
 
 @pytest.fixture(scope="session")
 def browser_type_launch_args() -> dict:
-    # Debian's Chromium: `playwright install` cannot download browsers here.
-    return {
-        "executable_path": CHROMIUM,
-        "args": [
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-        ],
-    }
+    return LAUNCH_ARGS
 
 
 @pytest.fixture

@@ -10,48 +10,22 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.web.conftest import ARTIFACTS, AXE_SCRIPT
+from tests.browser import serious_axe_violations, sign_in, snap
 from tracker import workflow
 from tracker.models import AccessLog, Finding, Judgement, Recommendation
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-PASSWORD = "correct horse battery staple"
-
-
-def snap(page: Page, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-
-
-def axe_violations(page: Page) -> list[dict]:
-    # Evaluated rather than added as a <script>: the Content-Security-Policy refuses inline scripts.
-    page.evaluate(AXE_SCRIPT.read_text())
-    result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
-    return [
-        {"rule": v["id"], "impact": v["impact"], "nodes": [n["target"] for n in v["nodes"]][:5]}
-        for v in result["violations"]
-        if v["impact"] in ("serious", "critical")
-    ]
-
 
 def check_page(page: Page, name: str) -> None:
     """Every staff page: a screenshot, no serious or critical axe violation, a skip link first in focus order."""
     snap(page, name)
-    assert axe_violations(page) == [], name
+    assert serious_axe_violations(page) == [], name
     assert page.locator("h1").count() == 1, name
     # Focus follows the document order (no positive tabindex), and the skip link comes first.
     first = "a[href], button, input:not([type=hidden]), select, textarea, [tabindex]"
     assert page.evaluate(f"() => document.querySelector('{first}').textContent.trim()") == "Skip to main content", name
     assert page.locator("[tabindex]:not([tabindex='-1']):not([tabindex='0'])").count() == 0, name
-
-
-def sign_in(page: Page, base: str, username: str) -> None:
-    page.goto(f"{base}/accounts/login/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", name="My recommendations")).to_be_visible()
 
 
 def sign_out(page: Page) -> None:
@@ -62,7 +36,7 @@ def sign_out(page: Page) -> None:
 def test_axe_finds_violations_on_a_broken_page(page: Page):
     # Proves the accessibility check below can fail: an unlabelled input and an image without alt text.
     page.set_content('<html><body><img src="x.png"><input type="text"></body></html>')
-    rules = {v["rule"] for v in axe_violations(page)}
+    rules = {v["rule"] for v in serious_axe_violations(page)}
     assert {"image-alt", "label"} <= rules
 
 
