@@ -53,6 +53,7 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 
 check: install
+	@mkdir -p var  # the default SQLite database lives there; makemigrations opens it
 	$(PY) manage.py check
 	$(PY) manage.py makemigrations --check --dry-run
 
