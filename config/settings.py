@@ -224,6 +224,7 @@ CONTENT_SECURITY_POLICY = {
 # Sign-in throttling (django-axes): AXES_FAILURE_LIMIT failures for one username from one address lock
 # that pair out for AXES_COOLOFF_MINUTES, even with the right password. The pair, not the address alone:
 # a whole office behind one shared address must not be locked out by one person's typos.
+AXES_VERBOSE = False  # no banner on every manage.py command
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5, minimum=1)
 AXES_COOLOFF_TIME = dt.timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 15, minimum=1))
