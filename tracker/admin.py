@@ -9,6 +9,7 @@ from django.contrib.admin.helpers import ActionForm
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.db.models import Count, Q
 from django.utils import timezone
 from rest_framework.authtoken.models import TokenProxy
 from simple_history.admin import SimpleHistoryAdmin
@@ -169,9 +170,18 @@ class ThemeAdmin(ScopedAdmin):
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
 
-    @admin.display(description="Findings")
+    def get_queryset(self, request):
+        # Themes are shared between organisations; the count is of this organisation's findings only,
+        # and comes with the list rather than as one query per row.
+        qs = super().get_queryset(request)
+        if request.user.is_superuser:
+            return qs.annotate(finding_total=Count("findings", distinct=True))
+        mine = Q(findings__inspection__organisation_id=request.user.organisation_id)
+        return qs.annotate(finding_total=Count("findings", filter=mine, distinct=True))
+
+    @admin.display(description="Findings", ordering="finding_total")
     def finding_count(self, obj: Theme) -> int:
-        return obj.findings.count()
+        return obj.finding_total
 
 
 class JudgementInline(admin.TabularInline):

@@ -221,3 +221,24 @@ def test_hostile_text_is_escaped_in_the_admin(client, admin_lead, worked_example
     content = response.content.decode()
     assert "<script>alert(1)</script>" not in content
     assert "&lt;script&gt;alert(1)&lt;/script&gt;{{ 7|add:1 }}" in content
+
+
+def test_theme_counts_are_of_our_own_findings_in_a_fixed_number_of_queries(
+    client, admin_lead, cleveland, django_assert_max_num_queries
+):
+    from tests.factories import FindingFactory
+    from tracker.models import Theme
+
+    missing = Theme.objects.get(slug="missing-children")
+    ours = missing.findings.filter(inspection__organisation=cleveland).count()
+    elsewhere = Organisation.objects.create(slug="elsewhere", name="Elsewhere")
+    for _ in range(3):
+        FindingFactory(inspection__organisation=elsewhere).themes.add(missing)
+    client.force_login(admin_lead)
+
+    with django_assert_max_num_queries(12):
+        response = client.get(reverse("admin:tracker_theme_changelist"))
+
+    row = re.search(r"Missing children</a></th><td[^>]*>[^<]*</td><td[^>]*>(\d+)</td>", response.content.decode())
+    assert row is not None
+    assert int(row.group(1)) == ours

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ast
 import collections
-import datetime as dt
 import json
 import os
 import re
@@ -23,7 +22,7 @@ from django.db import connection
 from django.utils import timezone
 
 from tests.factories import OrganisationFactory, RecommendationFactory, UserFactory
-from tests.reminders.conftest import database_url, wait_for
+from tests.reminders.conftest import BUSY_DIGESTS, BUSY_REMINDERS, busy_organisation, database_url, wait_for
 from tracker import reminders, tasks
 from tracker.models import Reminder
 from tracker.permissions import Role
@@ -184,16 +183,7 @@ def test_two_worker_processes_sharing_one_database_send_every_reminder_once(serv
     assert services.env()["DATABASE_URL"].split(":")[0] == (
         "postgres" if connection.vendor == "postgresql" else "sqlite"
     )
-    org = OrganisationFactory(slug="cleveland", name="Cleveland Police")
-    UserFactory(username="lead", organisation=org, roles=[Role.GOVERNANCE_LEAD])
-    owners = [UserFactory(username=f"owner{n}", organisation=org, roles=[Role.OWNER]) for n in range(12)]
-    today = timezone.localdate()
-    for owner in owners:
-        for days in (2, -1, -20):
-            RecommendationFactory(
-                finding__inspection__organisation=org, owner=owner, next_review_due=today + dt.timedelta(days=days)
-            )
-    RecommendationFactory.create_batch(3, finding__inspection__organisation=org, owner=None)
+    busy_organisation()
     services.extra_env["REMINDER_BATCH_RECIPIENTS"] = "2"  # many small batches, so the two really interleave
     _, first_log = services.worker("--pool=solo", "--hostname=one@%h")
     _, second_log = services.worker("--pool=solo", "--hostname=two@%h")
@@ -207,12 +197,12 @@ def test_two_worker_processes_sharing_one_database_send_every_reminder_once(serv
     items = smtp.handler.items()
     duplicates = [item for item, count in collections.Counter(items).items() if count > 1]
     assert duplicates == []
-    assert len(set(items)) == 12 * 4 + 3  # per owner: due soon, overdue, overdue, escalation; 3 unowned
+    assert len(set(items)) == BUSY_REMINDERS  # per owner: due soon, overdue, overdue, escalation; 3 unowned
     assert set(Reminder.objects.values_list("state", flat=True)) == {State.SENT}
     results = [
         ast.literal_eval(found)
         for log in logs
         for found in re.findall(r"succeeded in [\d.]+s: (\{.*\})", log.read_text())
     ]
-    assert sum(result["digests_sent"] for result in results) == 13  # 12 owners and the lead, once each
+    assert sum(result["digests_sent"] for result in results) == BUSY_DIGESTS  # 12 owners and the lead, once each
     assert collections.Counter(received.rcpt_tos[0] for received in smtp.handler.received).most_common(1)[0][1] == 1

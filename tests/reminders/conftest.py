@@ -35,6 +35,7 @@ from django.conf import settings as django_settings
 from django.core import mail
 from django.core.management import call_command
 from django.db import connections
+from django.utils import timezone
 
 from config.celery import app as celery_app
 from tracker import reminders
@@ -46,6 +47,29 @@ CELERY = ROOT / ".venv" / "bin" / "celery"
 
 def london(year: int, month: int, day: int, hour: int = 7, minute: int = 0, second: int = 0) -> dt.datetime:
     return dt.datetime(year, month, day, hour, minute, second, tzinfo=LONDON)
+
+
+# 12 owners, each with a review due soon, one just overdue and one badly overdue, and 3 unowned:
+# 12 * 4 + 3 = 51 reminders in 13 digests (12 owners and the lead).
+BUSY_REMINDERS, BUSY_DIGESTS = 12 * 4 + 3, 13
+
+
+def busy_organisation():
+    """The data the concurrency tests share; returns (organisation, lead, owners)."""
+    from tests.factories import OrganisationFactory, RecommendationFactory, UserFactory
+    from tracker.permissions import Role
+
+    org = OrganisationFactory(slug="cleveland", name="Cleveland Police")
+    lead = UserFactory(username="lead", organisation=org, roles=[Role.GOVERNANCE_LEAD])
+    owners = [UserFactory(username=f"owner{n}", organisation=org, roles=[Role.OWNER]) for n in range(12)]
+    today = timezone.localdate()
+    for owner in owners:
+        for days in (2, -1, -20):
+            RecommendationFactory(
+                finding__inspection__organisation=org, owner=owner, next_review_due=today + dt.timedelta(days=days)
+            )
+    RecommendationFactory.create_batch(3, finding__inspection__organisation=org, owner=None)
+    return org, lead, owners
 
 
 def free_port() -> int:

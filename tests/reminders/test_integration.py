@@ -19,7 +19,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from tests.factories import OrganisationFactory, RecommendationFactory, UserFactory
-from tests.reminders.conftest import wait_for
+from tests.reminders.conftest import BUSY_DIGESTS, BUSY_REMINDERS, busy_organisation, wait_for
 from tracker import tasks
 from tracker.models import Reminder
 from tracker.permissions import Role
@@ -69,14 +69,7 @@ def test_the_beat_sweep_runs_on_a_worker_and_the_digest_arrives_over_smtp(servic
 
 
 def test_two_sweeps_running_at_once_send_each_reminder_once(services, smtp, broker):
-    org, _lead, owners = _people(owners=12)
-    today = timezone.localdate()
-    for owner in owners:
-        for days in (2, -1, -20):
-            RecommendationFactory(
-                finding__inspection__organisation=org, owner=owner, next_review_due=today + dt.timedelta(days=days)
-            )
-    RecommendationFactory.create_batch(3, finding__inspection__organisation=org, owner=None)
+    busy_organisation()
     services.extra_env["REMINDER_BATCH_RECIPIENTS"] = "2"  # many small batches, so the two really interleave
     _, log = services.worker("--pool=prefork", "--concurrency=2")
 
@@ -92,11 +85,13 @@ def test_two_sweeps_running_at_once_send_each_reminder_once(services, smtp, brok
     duplicates = [item for item, count in collections.Counter(items).items() if count > 1]
     assert duplicates == []
     assert set(items) == expected
-    assert len(expected) == 12 * 4 + 3  # per owner: due soon, overdue, overdue, escalation; 3 unowned
+    assert len(expected) == BUSY_REMINDERS  # per owner: due soon, overdue, overdue, escalation; 3 unowned
     assert set(Reminder.objects.values_list("state", flat=True)) == {State.SENT}
     results = [ast.literal_eval(found) for found in re.findall(r"succeeded in [\d.]+s: (\{.*\})", log.read_text())]
-    assert sum(result["planned"] for result in results) == 51  # the unique constraint kept out the second copy
-    assert sum(result["digests_sent"] for result in results) == 13  # 12 owners and the lead, once each
+    assert (
+        sum(result["planned"] for result in results) == BUSY_REMINDERS
+    )  # the unique constraint kept out the second copy
+    assert sum(result["digests_sent"] for result in results) == BUSY_DIGESTS  # 12 owners and the lead, once each
 
 
 def test_a_worker_killed_mid_batch_loses_nothing_and_repeats_at_most_one_digest(services, smtp, broker):
