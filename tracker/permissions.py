@@ -30,7 +30,9 @@ class Action(StrEnum):
     UPDATE = "update"  # post a progress update
     ADD_EVIDENCE = "add_evidence"
     SUBMIT = "submit"
-    REVIEW = "review"  # accept or reject evidence and closure
+    REVIEW_EVIDENCE = "review_evidence"  # accept or reject a piece of evidence
+    CLOSE = "close"  # accept the submission and close
+    RETURN = "return"  # reject the submission: back to the owner, in progress
     REOPEN = "reopen"
     REASSIGN = "reassign"
     CHANGE_TARGET_DATE = "change_target_date"
@@ -48,7 +50,9 @@ _MESSAGES = {
     Action.UPDATE: "Only the owner or a governance lead can post progress updates on this recommendation.",
     Action.ADD_EVIDENCE: "Only the owner or a governance lead can add evidence to this recommendation.",
     Action.SUBMIT: "Only the owner or a governance lead can submit this recommendation for assurance.",
-    Action.REVIEW: "Only an assurance reviewer or a governance lead can accept or reject evidence and closure.",
+    Action.REVIEW_EVIDENCE: "Only an assurance reviewer or a governance lead can accept or reject evidence.",
+    Action.CLOSE: "Only an assurance reviewer or a governance lead can close a recommendation.",
+    Action.RETURN: "Only an assurance reviewer or a governance lead can return a submission to its owner.",
     Action.REOPEN: "Only a governance lead can reopen a recommendation.",
     Action.REASSIGN: "Only a governance lead can assign owners.",
     Action.CHANGE_TARGET_DATE: "Only a governance lead can change target dates.",
@@ -56,6 +60,9 @@ _MESSAGES = {
     Action.SUPERSEDE: "Only a governance lead can supersede a recommendation.",
     Action.EDIT: "Only a governance lead can change a recommendation's title or outcome measure.",
 }
+assert set(_MESSAGES) == set(Action)
+
+_ASSURANCE = (Action.REVIEW_EVIDENCE, Action.CLOSE, Action.RETURN)
 
 
 def roles(user: User) -> frozenset[str]:
@@ -85,7 +92,8 @@ def _same_organisation(user: User, recommendation: Recommendation) -> bool:
     return user.organisation_id is not None and user.organisation_id == recommendation.organisation_id
 
 
-def can(user: User, action: Action, recommendation: Recommendation) -> bool:
+def role_allows(user: User, action: Action, recommendation: Recommendation) -> bool:
+    """The role half of the rule. Whether it may happen *now* is ``tracker.policy.decide``."""
     if not user.is_authenticated or not user.is_active or not _same_organisation(user, recommendation):
         return False
     lead = is_governance_lead(user)
@@ -94,19 +102,24 @@ def can(user: User, action: Action, recommendation: Recommendation) -> bool:
         return sees_whole_organisation(user) or recommendation.owner_id == user.pk
     if action in (Action.UPDATE, Action.ADD_EVIDENCE, Action.SUBMIT):
         return lead or owns
-    if action == Action.REVIEW:
+    if action in _ASSURANCE:
         return lead or has_role(user, Role.REVIEWER)
-    # Reopening, reassigning, dates and superseding shape the plan itself.
+    # Reopening, reassigning, dates, wording and superseding shape the plan itself.
     return lead
 
 
-def require(user: User, action: Action, recommendation: Recommendation) -> None:
-    if not can(user, action, recommendation):
-        raise NotPermitted(_MESSAGES[action])
+def role_refusal(action: Action) -> str:
+    return _MESSAGES[action]
 
 
-def allowed_actions(user: User, recommendation: Recommendation) -> set[Action]:
-    return {action for action in Action if can(user, action, recommendation)}
+def may_create_recommendations(user: User | None, organisation_id: int) -> bool:
+    """Governance leads create recommendations for their own organisation's findings."""
+    return (
+        user is not None
+        and is_governance_lead(user)
+        and user.organisation_id is not None
+        and user.organisation_id == organisation_id
+    )
 
 
 # Querysets: what a user may list. Anything outside them is "not found" to that user.
@@ -119,6 +132,26 @@ def visible_recommendations(user: User) -> QuerySet[Recommendation]:
     if sees_whole_organisation(user):
         return qs
     return qs.filter(owner=user)
+
+
+def eligible_owners(organisation_id: int | None) -> QuerySet[User]:
+    """Who may own a recommendation of this organisation: active owners and governance leads there.
+
+    The pages, the API, the admin, imports and bulk actions all offer and accept only these people.
+    """
+    from tracker.models import User
+
+    if organisation_id is None:
+        return User.objects.none()
+    return (
+        User.objects.filter(
+            organisation_id=organisation_id,
+            is_active=True,
+            groups__name__in=[str(Role.OWNER), str(Role.GOVERNANCE_LEAD)],
+        )
+        .distinct()
+        .order_by("last_name", "first_name", "username")
+    )
 
 
 def visible_organisations(user: User) -> QuerySet[Organisation]:

@@ -1,8 +1,13 @@
 """Every change to a recommendation, with its guards, in one place.
 
-Each public function is one write: it checks permission, checks the guard, changes the row in a
-transaction, bumps the version, and records an event (the readable timeline) and history (every
-field, via django-simple-history). Admin, staff pages and API call these; nothing else writes.
+Each public function is one write: in a transaction it locks the row, asks ``tracker.policy`` whether
+this person may do this now (role, then state, on the locked row), refuses a stale version, changes
+the row, bumps the version, and records an event (the readable timeline) and history (every field, via
+django-simple-history). Admin, staff pages, API, imports and commands call these; nothing else writes.
+
+Stale writes: ``expected_version`` is the version the caller last showed or read. When it is not
+given, the version of the instance passed in is used, so a caller that read the row earlier is still
+protected against a change made in between.
 """
 
 from __future__ import annotations
@@ -14,9 +19,20 @@ from typing import TYPE_CHECKING
 from django.db import transaction
 from django.utils import timezone
 
-from tracker.models import Evidence, Finding, ProgressUpdate, Recommendation, RecommendationEvent
-from tracker.permissions import Action, require
+from tracker import permissions, policy
+from tracker.errors import InvalidInput, StaleRecommendation, WorkflowError
+from tracker.models import (
+    MAX_REVIEW_INTERVAL_DAYS,
+    Evidence,
+    Finding,
+    ProgressUpdate,
+    Recommendation,
+    RecommendationEvent,
+)
+from tracker.permissions import Action, NotPermitted
 from tracker.uploads import CheckedUpload
+
+__all__ = ["InvalidInput", "StaleRecommendation", "WorkflowError"]  # re-exported: callers catch them from here
 
 if TYPE_CHECKING:
     from tracker.models import User
@@ -25,28 +41,18 @@ Status = Recommendation.Status
 Event = RecommendationEvent.Action
 
 
-class WorkflowError(Exception):
-    """An action that is not allowed now. The message tells the user what to do instead."""
-
-
-class InvalidInput(WorkflowError):
-    """The request itself is incomplete or malformed (a missing reason, an empty narrative)."""
-
-
-class StaleRecommendation(WorkflowError):
-    """The recommendation changed after the user loaded it."""
-
-
-def _locked(recommendation: Recommendation, expected_version: int | None) -> Recommendation:
-    """Re-read the row under a lock and refuse if someone else changed it in the meantime."""
+def _locked(recommendation: Recommendation) -> Recommendation:
+    """Re-read the row under a lock: every decision is made on what is stored now."""
     # of=("self",): lock only this row; PostgreSQL cannot lock the nullable side of the owner join.
-    current = Recommendation.objects.select_for_update(of=("self",)).with_related().get(pk=recommendation.pk)
-    if expected_version is not None and current.version != expected_version:
+    return Recommendation.objects.select_for_update(of=("self",)).with_related().get(pk=recommendation.pk)
+
+
+def _refuse_if_stale(current: Recommendation, expected_version: int) -> None:
+    if current.version != expected_version:
         raise StaleRecommendation(
             "This recommendation was changed by someone else while you were working on it. "
             "Nothing was saved; reload the page to see the latest version and try again."
         )
-    return current
 
 
 def _save(rec: Recommendation, by: User | None, reason: str, fields: list[str]) -> None:
@@ -62,69 +68,52 @@ def _event(rec: Recommendation, action: str, by: User | None, old="", new="", re
     )
 
 
+def _limited(value: str, model: type, field: str, label: str) -> str:
+    """Free text within the field's limit, or a message that says how much to cut."""
+    limit = model._meta.get_field(field).max_length
+    if limit is not None and len(value) > limit:
+        raise InvalidInput(
+            f"{label} is {len(value):,} characters long; the limit is {limit:,}. Shorten it, or attach the "
+            "full text as evidence."
+        )
+    return value
+
+
 def _need_reason(reason: str, what: str) -> str:
     reason = (reason or "").strip()
     if not reason:
         raise InvalidInput(f"Give a reason for {what}.")
-    return reason
+    return _limited(reason, RecommendationEvent, "reason", "The reason")
+
+
+def _optional_reason(reason: str) -> str:
+    return _limited((reason or "").strip(), RecommendationEvent, "reason", "The reason")
 
 
 def _apply(
     recommendation: Recommendation, by: User, action: Action, expected_version: int | None, change: Callable
 ) -> Recommendation:
-    """The common shape: permission, lock, guard and change, all in one transaction."""
-    require(by, action, recommendation)
+    """The common shape, all in one transaction on the locked row: who (role), stale or not, now or not
+    (state), then the change. The role is checked again on the locked row, not only on the caller's copy.
+    """
+    policy.require_role(by, action, recommendation)
+    if expected_version is None:
+        expected_version = recommendation.version
     with transaction.atomic():
-        rec = _locked(recommendation, expected_version)
+        rec = _locked(recommendation)
+        policy.require_role(by, action, rec)
+        _refuse_if_stale(rec, expected_version)
+        policy.require(by, action, rec)
         change(rec)
     recommendation.refresh_from_db()
     return recommendation
 
 
-# Guards: pure checks, also used by forms to explain why an action is unavailable.
-
-
-def submit_problem(rec: Recommendation) -> str | None:
-    if rec.status != Status.IN_PROGRESS:
-        return f"Only a recommendation in progress can be submitted for assurance; this one is {rec.get_status_display().lower()}."
-    live = rec.evidence.exclude(verdict=Evidence.Verdict.REJECTED)
-    if not live.exists():
-        return "Add at least one piece of evidence before submitting for assurance."
-    if (
-        rec.finding.kind == Finding.Kind.CAUSE_OF_CONCERN
-        and not live.filter(category=Evidence.Category.OUTCOME).exists()
-    ):
-        return (
-            "A cause of concern needs evidence of an outcome for children (for example audited response "
-            "times), not only outputs such as training delivered. Add outcome evidence first."
-        )
-    return None
-
-
-def close_problem(rec: Recommendation, by: User) -> str | None:
-    if rec.status != Status.AWAITING_ASSURANCE:
-        return (
-            f"Only a recommendation awaiting assurance can be closed; this one is {rec.get_status_display().lower()}."
-        )
-    if rec.owner_id is not None and rec.owner_id == by.pk:
-        return "You own this recommendation, so another assurance reviewer must close it (four eyes)."
-    pending = rec.evidence.filter(verdict=Evidence.Verdict.PENDING).count()
-    if pending:
-        return f"{pending} evidence item(s) still await a verdict; accept or reject them before closing."
-    accepted = rec.evidence.filter(verdict=Evidence.Verdict.ACCEPTED)
-    if not accepted.exists():
-        return "At least one piece of evidence must be accepted before closing."
-    if (
-        rec.finding.kind == Finding.Kind.CAUSE_OF_CONCERN
-        and not accepted.filter(category=Evidence.Category.OUTCOME).exists()
-    ):
-        return "A cause of concern can only be closed with accepted evidence of an outcome for children."
-    return None
-
-
-def _raise_if(problem: str | None) -> None:
-    if problem:
-        raise WorkflowError(problem)
+def next_review_after_completion(rec: Recommendation, today: dt.date | None = None) -> dt.date:
+    """Completing a review moves the due date on by the interval from the later of today and the
+    current due date, so a review done early never leaves the date where it was."""
+    base = max(today or timezone.localdate(), rec.next_review_due)
+    return base + dt.timedelta(days=rec.review_interval_days)
 
 
 # The transitions.
@@ -143,15 +132,12 @@ def post_update(
     narrative = (narrative or "").strip()
     if not narrative:
         raise InvalidInput("Write what has happened since the last update.")
+    _limited(narrative, ProgressUpdate, "narrative", "The update")
     if rag is not None and rag not in Recommendation.Rag.values:
         raise InvalidInput(f"{rag!r} is not a RAG rating; choose red, amber or green.")
     created: list[ProgressUpdate] = []
 
     def change(rec: Recommendation) -> None:
-        if not rec.is_open:
-            raise WorkflowError(
-                f"This recommendation is {rec.get_status_display().lower()}; it must be reopened before it can be updated."
-            )
         fields: list[str] = []
         if rec.status == Status.NOT_STARTED:
             _event(rec, Event.STARTED, by, Status.NOT_STARTED.label, Status.IN_PROGRESS.label)
@@ -169,13 +155,14 @@ def post_update(
             rec.rag = rag
             fields.append("rag")
         if review_completed:
-            new_due = timezone.localdate() + dt.timedelta(days=rec.review_interval_days)
+            new_due = next_review_after_completion(rec)
             _event(rec, Event.REVIEW_COMPLETED, by, rec.next_review_due, new_due)
             rec.next_review_due = new_due
             fields.append("next_review_due")
         _save(rec, by, "Progress update", fields)
 
     _apply(recommendation, by, Action.UPDATE, expected_version, change)
+    created[0].recommendation = recommendation  # the caller's copy, now refreshed, not the locked one
     return created[0]
 
 
@@ -195,6 +182,9 @@ def add_evidence(
     description = (description or "").strip()
     if not description:
         raise InvalidInput("Say what this evidence shows.")
+    _limited(description, Evidence, "description", "The description")
+    _limited(note or "", Evidence, "note", "The note")
+    _limited(link or "", Evidence, "link", "The link")
     if category not in Evidence.Category.values:
         raise InvalidInput("Say whether this evidence shows an output or an outcome.")
     content = {Evidence.Kind.FILE: upload, Evidence.Kind.LINK: link, Evidence.Kind.NOTE: note}
@@ -205,8 +195,6 @@ def add_evidence(
     created: list[Evidence] = []
 
     def change(rec: Recommendation) -> None:
-        if not rec.is_open:
-            raise WorkflowError(f"Evidence cannot be added to a {rec.get_status_display().lower()} recommendation.")
         evidence = Evidence(
             recommendation=rec,
             kind=kind,
@@ -234,6 +222,7 @@ def add_evidence(
         if created and created[0].file:
             created[0].file.storage.delete(created[0].file.name)
         raise
+    created[0].recommendation = recommendation  # the caller's copy, now refreshed, not the locked one
     return created[0]
 
 
@@ -241,7 +230,6 @@ def submit_for_assurance(
     recommendation: Recommendation, *, by: User, expected_version: int | None = None
 ) -> Recommendation:
     def change(rec: Recommendation) -> None:
-        _raise_if(submit_problem(rec))
         _event(rec, Event.SUBMITTED, by, rec.get_status_display(), Status.AWAITING_ASSURANCE.label)
         rec.status = Status.AWAITING_ASSURANCE
         _save(rec, by, "Submitted for assurance", ["status"])
@@ -253,16 +241,17 @@ def review_evidence(
     evidence: Evidence, *, by: User, accept: bool, reason: str = "", expected_version: int | None = None
 ) -> Evidence:
     """An assurance reviewer's verdict on one piece of evidence."""
+    # The caller's own copy (``rec.evidence.get()`` hands it over): its version is the one they read,
+    # and it is refreshed after the change like every other write.
     recommendation = evidence.recommendation
-    if not accept:
-        reason = _need_reason(reason, "rejecting evidence")
+    reason = _need_reason(reason, "rejecting evidence") if not accept else _optional_reason(reason)
 
     def change(rec: Recommendation) -> None:
         item = Evidence.objects.select_for_update().get(pk=evidence.pk, recommendation=rec)
         if item.verdict != Evidence.Verdict.PENDING:
             raise WorkflowError(f"This evidence has already been {item.get_verdict_display().lower()}.")
-        if item.added_by_id == by.pk or rec.owner_id == by.pk:
-            raise WorkflowError("Evidence must be reviewed by someone other than its owner or author (four eyes).")
+        if item.added_by_id == by.pk:
+            raise WorkflowError(policy.FOUR_EYES_EVIDENCE)
         item.verdict = Evidence.Verdict.ACCEPTED if accept else Evidence.Verdict.REJECTED
         item.reviewed_by = by
         item.reviewed_at = timezone.now()
@@ -273,7 +262,7 @@ def review_evidence(
         _event(rec, action, by, new=item.description[:200], reason=reason)
         _save(rec, by, action.label, [])
 
-    _apply(recommendation, by, Action.REVIEW, expected_version, change)
+    _apply(recommendation, by, Action.REVIEW_EVIDENCE, expected_version, change)
     evidence.refresh_from_db()
     return evidence
 
@@ -281,13 +270,14 @@ def review_evidence(
 def close(
     recommendation: Recommendation, *, by: User, reason: str = "", expected_version: int | None = None
 ) -> Recommendation:
+    reason = _optional_reason(reason)
+
     def change(rec: Recommendation) -> None:
-        _raise_if(close_problem(rec, by))
-        _event(rec, Event.CLOSED, by, rec.get_status_display(), Status.CLOSED.label, reason.strip())
+        _event(rec, Event.CLOSED, by, rec.get_status_display(), Status.CLOSED.label, reason)
         rec.status = Status.CLOSED
         _save(rec, by, "Closed at assurance", ["status"])
 
-    return _apply(recommendation, by, Action.REVIEW, expected_version, change)
+    return _apply(recommendation, by, Action.CLOSE, expected_version, change)
 
 
 def reject(
@@ -296,13 +286,11 @@ def reject(
     reason = _need_reason(reason, "rejecting the submission")
 
     def change(rec: Recommendation) -> None:
-        if rec.status != Status.AWAITING_ASSURANCE:
-            raise WorkflowError("Only a recommendation awaiting assurance can be rejected.")
         _event(rec, Event.REJECTED, by, rec.get_status_display(), Status.IN_PROGRESS.label, reason)
         rec.status = Status.IN_PROGRESS
         _save(rec, by, "Rejected at assurance", ["status"])
 
-    return _apply(recommendation, by, Action.REVIEW, expected_version, change)
+    return _apply(recommendation, by, Action.RETURN, expected_version, change)
 
 
 def reopen(
@@ -311,8 +299,6 @@ def reopen(
     reason = _need_reason(reason, "reopening")
 
     def change(rec: Recommendation) -> None:
-        if rec.status != Status.CLOSED:
-            raise WorkflowError("Only a closed recommendation can be reopened.")
         _event(rec, Event.REOPENED, by, rec.get_status_display(), Status.IN_PROGRESS.label, reason)
         rec.status = Status.IN_PROGRESS
         _save(rec, by, "Reopened", ["status"])
@@ -331,14 +317,13 @@ def supersede(
     reason = _need_reason(reason, "superseding")
 
     def change(rec: Recommendation) -> None:
-        if not rec.is_open:
-            raise WorkflowError(f"A {rec.get_status_display().lower()} recommendation cannot be superseded.")
-        if replacement.pk == rec.pk:
-            raise WorkflowError("A recommendation cannot supersede itself; choose the one that replaces it.")
-        if replacement.organisation_id != rec.organisation_id:
-            raise WorkflowError("The replacement must belong to the same organisation.")
-        if replacement.status == Status.SUPERSEDED:
-            raise WorkflowError("The replacement is itself superseded; choose the recommendation that is in force.")
+        current = Recommendation.objects.with_related().filter(pk=replacement.pk).first()
+        if current is None or current.organisation_id != rec.organisation_id:
+            raise InvalidInput("Choose a replacement from your own organisation's recommendations.")
+        if current.pk == rec.pk:
+            raise InvalidInput("A recommendation cannot supersede itself; choose the one that replaces it.")
+        if current.status == Status.SUPERSEDED:
+            raise InvalidInput("The replacement is itself superseded; choose the recommendation that is in force.")
         _event(rec, Event.SUPERSEDED, by, rec.get_status_display(), f"Superseded by {replacement.reference}", reason)
         rec.status = Status.SUPERSEDED
         rec.superseded_by = replacement
@@ -355,19 +340,36 @@ def assign_owner(
     reason: str = "",
     expected_version: int | None = None,
 ) -> Recommendation:
+    reason = _optional_reason(reason)
+
     def change(rec: Recommendation) -> None:
-        if owner is not None:
-            if not owner.is_active:
-                raise WorkflowError(f"{owner} is no longer active and cannot own a recommendation.")
+        if owner is not None and not permissions.eligible_owners(rec.organisation_id).filter(pk=owner.pk).exists():
             if owner.organisation_id != rec.organisation_id:
-                raise WorkflowError(f"{owner} belongs to another organisation and cannot own this recommendation.")
+                raise InvalidInput("That person cannot own this recommendation: choose someone from your organisation.")
+            if not owner.is_active:
+                raise InvalidInput(f"{owner} is no longer active and cannot own a recommendation.")
+            raise InvalidInput(
+                f"{owner} cannot own a recommendation: owners must have the Owner or Governance lead role."
+            )
         if rec.owner_id == (owner.pk if owner else None):
             return
-        _event(rec, Event.OWNER_CHANGED, by, rec.owner or "nobody", owner or "nobody", reason.strip())
+        _event(rec, Event.OWNER_CHANGED, by, rec.owner or "nobody", owner or "nobody", reason)
         rec.owner = owner
         _save(rec, by, "Owner changed", ["owner"])
 
     return _apply(recommendation, by, Action.REASSIGN, expected_version, change)
+
+
+def _check_interval(days: object) -> None:
+    if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= MAX_REVIEW_INTERVAL_DAYS:
+        raise InvalidInput(
+            f"The review interval must be a whole number of days from 1 to {MAX_REVIEW_INTERVAL_DAYS} "
+            "(every recommendation is reviewed at least once a year)."
+        )
+
+
+EARLIEST_DATE = dt.date(2000, 1, 1)
+LATEST_DATE = dt.date(2099, 12, 31)
 
 
 def change_target_date(
@@ -378,14 +380,40 @@ def change_target_date(
     reason: str = "",
     expected_version: int | None = None,
 ) -> Recommendation:
+    """Set or move the target date. Removing it is a separate, explicit choice: ``remove_target_date``."""
+    if not isinstance(target_date, dt.date):
+        raise InvalidInput(
+            "Enter the target date as a real date, for example 31 3 2027. To take the target date away, "
+            "choose to remove it (with a reason) instead."
+        )
+    if not EARLIEST_DATE <= target_date <= LATEST_DATE:
+        raise InvalidInput(f"The target date must be between {EARLIEST_DATE:%Y} and {LATEST_DATE:%Y}.")
+    reason = _optional_reason(reason)
+
     def change(rec: Recommendation) -> None:
         if rec.target_date == target_date:
             return
         # Setting the first target date is planning; moving an agreed one needs a reason.
-        why = _need_reason(reason, "moving the target date") if rec.target_date else reason.strip()
-        _event(rec, Event.TARGET_DATE_CHANGED, by, rec.target_date or "none", target_date or "none", why)
+        why = _need_reason(reason, "moving the target date") if rec.target_date else reason
+        _event(rec, Event.TARGET_DATE_CHANGED, by, rec.target_date or "none", target_date, why)
         rec.target_date = target_date
         _save(rec, by, "Target date changed", ["target_date"])
+
+    return _apply(recommendation, by, Action.CHANGE_TARGET_DATE, expected_version, change)
+
+
+def remove_target_date(
+    recommendation: Recommendation, *, by: User, reason: str, expected_version: int | None = None
+) -> Recommendation:
+    """Take an agreed target date away: only ever on purpose, with a reason, and on the timeline."""
+    reason = _need_reason(reason, "removing the target date")
+
+    def change(rec: Recommendation) -> None:
+        if rec.target_date is None:
+            raise InvalidInput("This recommendation has no target date to remove.")
+        _event(rec, Event.TARGET_DATE_CHANGED, by, rec.target_date, "none", reason)
+        rec.target_date = None
+        _save(rec, by, "Target date removed", ["target_date"])
 
     return _apply(recommendation, by, Action.CHANGE_TARGET_DATE, expected_version, change)
 
@@ -393,13 +421,13 @@ def change_target_date(
 def change_review_interval(
     recommendation: Recommendation, *, by: User, days: int, reason: str = "", expected_version: int | None = None
 ) -> Recommendation:
-    if not isinstance(days, int) or days < 1:
-        raise InvalidInput("The review interval must be a whole number of days, at least 1.")
+    _check_interval(days)
+    reason = _optional_reason(reason)
 
     def change(rec: Recommendation) -> None:
         if rec.review_interval_days == days:
             return
-        _event(rec, Event.REVIEW_INTERVAL_CHANGED, by, rec.review_interval_days, days, reason.strip())
+        _event(rec, Event.REVIEW_INTERVAL_CHANGED, by, rec.review_interval_days, days, reason)
         rec.review_interval_days = days
         _save(rec, by, "Review interval changed", ["review_interval_days"])
 
@@ -413,16 +441,20 @@ def edit_details(
     title = (title or "").strip()
     if not title:
         raise InvalidInput("A recommendation needs a title.")
+    _limited(title, Recommendation, "title", "The title")
+    outcome_measure = _limited(
+        (outcome_measure or "").strip(), Recommendation, "outcome_measure", "The outcome measure"
+    )
 
     def change(rec: Recommendation) -> None:
         changed = [
             name
-            for name, value in (("title", title), ("outcome_measure", outcome_measure.strip()))
+            for name, value in (("title", title), ("outcome_measure", outcome_measure))
             if getattr(rec, name) != value
         ]
         if not changed:
             return
-        rec.title, rec.outcome_measure = title, outcome_measure.strip()
+        rec.title, rec.outcome_measure = title, outcome_measure
         _save(rec, by, "Details edited", changed)
 
     return _apply(recommendation, by, Action.EDIT, expected_version, change)
@@ -431,16 +463,24 @@ def edit_details(
 def create_recommendation(
     finding: Finding, *, by: User | None, interval_days: int | None = None, **details
 ) -> Recommendation:
-    """One recommendation per finding, not started, first review one interval from today."""
+    """One recommendation per finding, not started, first review one interval from today.
+
+    ``by`` is the governance lead creating it; ``None`` only for the system itself (seeding).
+    """
     from django.conf import settings
 
+    organisation_id = finding.inspection.organisation_id
+    if by is not None and not permissions.may_create_recommendations(by, organisation_id):
+        raise NotPermitted("Only a governance lead of this organisation can create recommendations.")
     interval = interval_days or settings.DEFAULT_REVIEW_INTERVAL_DAYS
+    _check_interval(interval)
+    title = _limited((details.get("title") or finding.title).strip(), Recommendation, "title", "The title")
     with transaction.atomic():
         if Recommendation.objects.filter(finding=finding).exists():
             raise WorkflowError(f"Finding {finding.reference} already has a recommendation.")
         rec = Recommendation(
             finding=finding,
-            title=details.get("title") or finding.title,
+            title=title,
             outcome_measure=details.get("outcome_measure", ""),
             review_interval_days=interval,
             next_review_due=timezone.localdate() + dt.timedelta(days=interval),

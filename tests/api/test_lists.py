@@ -81,16 +81,17 @@ def test_pages_link_to_each_other(plan, lead_api):
     assert lead_api.get("/api/recommendations/", {"page": 3, "page_size": 3}).status_code == 404
 
 
-def test_a_recommendation_says_what_the_caller_may_do(plan, client_for, olly, rita):
-    rec = plan["overdue"]
+def test_a_recommendation_says_what_the_caller_may_do_now_and_why_not(plan, client_for, olly, rita):
+    rec = plan["overdue"]  # not started, no evidence
 
-    assert client_for(olly).get(f"/api/recommendations/{rec.pk}/").json()["allowed_actions"] == [
-        "add_evidence",
-        "submit",
-        "update",
-        "view",
-    ]
-    assert client_for(rita).get(f"/api/recommendations/{rec.pk}/").json()["allowed_actions"] == ["review", "view"]
+    mine = client_for(olly).get(f"/api/recommendations/{rec.pk}/").json()
+    assert mine["allowed_actions"] == ["add_evidence", "update", "view"]
+    assert mine["blocked_actions"] == {
+        "submit": "Only a recommendation in progress can be submitted for assurance; this one is not started."
+    }
+    theirs = client_for(rita).get(f"/api/recommendations/{rec.pk}/").json()
+    assert theirs["allowed_actions"] == ["view"]
+    assert set(theirs["blocked_actions"]) == {"close", "return", "review_evidence"}
 
 
 def test_findings_can_be_searched_and_filtered_by_theme(plan, lead_api):

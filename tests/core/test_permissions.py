@@ -1,20 +1,25 @@
-"""The one module that decides who may do what to which recommendation."""
+"""The role half of the rule: who may ever do what to which recommendation (the state half is tracker.policy)."""
 
 import pytest
 
-from tests.factories import RecommendationFactory
+from tests.factories import RecommendationFactory, UserFactory
 from tracker import permissions
-from tracker.permissions import Action
+from tracker.permissions import Action, Role
 
 ALL = set(Action)
 OWNER_ACTIONS = {Action.VIEW, Action.UPDATE, Action.ADD_EVIDENCE, Action.SUBMIT}
+ASSURANCE = {Action.VIEW, Action.REVIEW_EVIDENCE, Action.CLOSE, Action.RETURN}
+
+
+def role_allowed(user, rec):
+    return {action for action in Action if permissions.role_allows(user, action, rec)}
 
 
 @pytest.mark.parametrize(
     ("persona", "expected"),
     [
         ("lead", ALL),
-        ("rita", {Action.VIEW, Action.REVIEW}),
+        ("rita", ASSURANCE),
         ("olly", OWNER_ACTIONS),
         ("otto", set()),
         ("vic", {Action.VIEW}),
@@ -23,13 +28,20 @@ OWNER_ACTIONS = {Action.VIEW, Action.UPDATE, Action.ADD_EVIDENCE, Action.SUBMIT}
 )
 def test_each_role_may_do_what_design_says(request, rec, persona, expected):
     user = request.getfixturevalue(persona)
-    assert permissions.allowed_actions(user, rec) == expected
+    assert role_allowed(user, rec) == expected
 
 
 def test_an_inactive_owner_may_do_nothing(rec, olly):
     olly.is_active = False
     olly.save()
-    assert permissions.allowed_actions(olly, rec) == set()
+    assert role_allowed(olly, rec) == set()
+
+
+def test_eligible_owners_are_active_owners_and_leads_of_the_organisation(org, lead, rita, olly, otto, vic, mallory):
+    gone = UserFactory(organisation=org, roles=[Role.OWNER], is_active=False)
+    assert set(permissions.eligible_owners(org.pk)) == {lead, olly, otto}
+    assert gone not in permissions.eligible_owners(org.pk)
+    assert not permissions.eligible_owners(None).exists()
 
 
 def test_owners_list_only_what_they_own_and_nobody_lists_another_organisation(rec, olly, otto, rita, mallory, org):

@@ -43,14 +43,27 @@ class TestProgressUpdates:
         assert actions(rec) == [Event.STARTED, Event.UPDATE, Event.RAG_CHANGED]
         assert rec.history.first().history_user == olly
 
-    def test_completing_a_review_moves_the_next_review_on_by_the_interval(self, rec, olly):
+    def test_completing_an_overdue_review_moves_the_next_review_on_from_today(self, rec, olly):
+        Recommendation.objects.filter(pk=rec.pk).update(next_review_due=dt.date(2025, 3, 1))
+        rec.refresh_from_db()
         with time_machine.travel(dt.datetime(2025, 3, 10, 12, tzinfo=dt.UTC), tick=False):
             workflow.post_update(rec, by=olly, narrative="Reviewed with the DCI.", review_completed=True)
 
         rec.refresh_from_db()
         assert rec.next_review_due == dt.date(2025, 3, 10) + dt.timedelta(days=rec.review_interval_days)
         event = rec.events.get(action=Event.REVIEW_COMPLETED)
-        assert event.new_value == str(rec.next_review_due)
+        assert (event.old_value, event.new_value) == ("2025-03-01", str(rec.next_review_due))
+
+    def test_completing_a_review_early_moves_the_next_review_on_from_the_due_date(self, rec, olly):
+        """Reviewing before the due date never leaves the date where it was ("from 29 December to 29 December")."""
+        Recommendation.objects.filter(pk=rec.pk).update(next_review_due=dt.date(2025, 4, 7), review_interval_days=28)
+        rec.refresh_from_db()
+        with time_machine.travel(dt.datetime(2025, 3, 10, 12, tzinfo=dt.UTC), tick=False):
+            assert workflow.next_review_after_completion(rec) == dt.date(2025, 5, 5)
+            workflow.post_update(rec, by=olly, narrative="Reviewed early.", review_completed=True)
+
+        rec.refresh_from_db()
+        assert rec.next_review_due == dt.date(2025, 5, 5)
 
     def test_an_update_without_a_narrative_is_refused(self, rec, olly):
         with pytest.raises(workflow.WorkflowError, match="Write what has happened"):
@@ -62,7 +75,7 @@ class TestProgressUpdates:
         workflow.review_evidence(rec.evidence.get(), by=rita, accept=True)
         workflow.close(rec, by=rita)
 
-        with pytest.raises(workflow.WorkflowError, match="must be reopened"):
+        with pytest.raises(workflow.WorkflowError, match=r"only while it is open\. A governance lead can reopen it"):
             workflow.post_update(rec, by=olly, narrative="More work")
 
     def test_another_owner_cannot_post_an_update(self, rec, otto):
@@ -225,7 +238,7 @@ class TestReopenSupersedeAndPlanChanges:
         with pytest.raises(workflow.WorkflowError, match="cannot supersede itself"):
             workflow.supersede(rec, by=lead, replacement=rec, reason="Loop")
         foreign = RecommendationFactory(finding__inspection__organisation=other_org)
-        with pytest.raises(workflow.WorkflowError, match="same organisation"):
+        with pytest.raises(workflow.InvalidInput, match="your own organisation"):
             workflow.supersede(rec, by=lead, replacement=foreign, reason="Wrong force")
         rec.refresh_from_db()
         assert rec.status == Status.NOT_STARTED
@@ -233,7 +246,7 @@ class TestReopenSupersedeAndPlanChanges:
     def test_a_closed_recommendation_cannot_be_superseded(self, rec, olly, rita, lead):
         rec = self.closed(rec, olly, rita)
         replacement = RecommendationFactory(finding__inspection=rec.finding.inspection)
-        with pytest.raises(workflow.WorkflowError, match="cannot be superseded"):
+        with pytest.raises(workflow.WorkflowError, match="closed; it can be superseded only while it is open"):
             workflow.supersede(rec, by=lead, replacement=replacement, reason="Late")
 
     def test_moving_a_target_date_needs_a_reason_but_setting_the_first_does_not(self, rec, lead):
@@ -250,7 +263,7 @@ class TestReopenSupersedeAndPlanChanges:
             workflow.change_target_date(rec, by=olly, target_date=dt.date(2027, 1, 1))
 
     def test_assigning_an_owner_from_another_organisation_is_refused(self, rec, lead, mallory):
-        with pytest.raises(workflow.WorkflowError, match="another organisation"):
+        with pytest.raises(workflow.InvalidInput, match="choose someone from your organisation"):
             workflow.assign_owner(rec, by=lead, owner=mallory)
 
     def test_assigning_an_inactive_owner_is_refused(self, rec, lead, otto):
@@ -269,7 +282,7 @@ class TestReopenSupersedeAndPlanChanges:
             workflow.change_review_interval(rec, by=mallory, days=7)
 
     def test_review_interval_must_be_positive(self, rec, lead):
-        with pytest.raises(workflow.WorkflowError, match="at least 1"):
+        with pytest.raises(workflow.InvalidInput, match="from 1 to 366"):
             workflow.change_review_interval(rec, by=lead, days=0)
 
 

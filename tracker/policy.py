@@ -1,0 +1,298 @@
+"""What may this person do to this recommendation now, and if not, why: the one answer.
+
+The role rules (``tracker.permissions``) and the state guards together. The recommendation page's
+links, the API's ``allowed_actions``, the admin's actions and change form, and the guard inside every
+write in ``tracker.workflow`` all ask :func:`decide`, so no interface can offer what another refuses.
+
+A refusal is either by role (``NotPermitted``: 403, "you may never do this here") or by state
+(``WorkflowError``: 409, "not now", with what to do instead).
+
+Four eyes is decided by who did the work, not by who owns the recommendation now: closing it, and
+giving evidence a verdict, are refused to anyone who owned it, submitted it, or added evidence to it
+since it was last opened (created or reopened), whoever owns it now.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
+
+from tracker.errors import WorkflowError
+from tracker.models import Evidence, Finding, Recommendation, RecommendationEvent
+from tracker.permissions import Action, NotPermitted, role_allows, role_refusal
+
+if TYPE_CHECKING:
+    from tracker.models import User
+
+Status = Recommendation.Status
+Event = RecommendationEvent.Action
+
+# The work that rules a person out of assuring it: submitting it, and adding evidence to it.
+_WORK_EVENTS = (Event.SUBMITTED, Event.EVIDENCE_ADDED)
+
+FOUR_EYES_CLOSE = (
+    "You have owned, submitted or added evidence to this recommendation since it was last opened, so "
+    "someone else must close it (four eyes)."
+)
+FOUR_EYES_EVIDENCE = (
+    "You have owned, submitted or added evidence to this recommendation since it was last opened, so "
+    "someone else must give its evidence a verdict (four eyes)."
+)
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: Action
+    allowed: bool
+    reason: str = ""
+    by_role: bool = False  # refused because of who the person is, not because of the state
+
+    def __bool__(self) -> bool:
+        return self.allowed
+
+    def raise_if_refused(self) -> None:
+        if self.allowed:
+            return
+        if self.by_role:
+            raise NotPermitted(self.reason)
+        raise WorkflowError(self.reason)
+
+
+class Facts:
+    """What the guards need to know about a recommendation beyond its own row.
+
+    Read from annotations when the row came from :func:`with_facts` (lists: a constant number of
+    queries), otherwise queried once each, on first use.
+    """
+
+    def __init__(self, rec: Recommendation, user: User) -> None:
+        self.rec = rec
+        self.user = user
+
+    def _annotated(self, name: str):
+        return getattr(self.rec, f"fact_{name}", None)
+
+    @cached_property
+    def evidence(self) -> dict[str, int]:
+        annotated = self._annotated("live_evidence")
+        if annotated is not None:
+            return {
+                "live": annotated,
+                "live_outcome": self.rec.fact_live_outcome,
+                "pending": self.rec.fact_pending,
+                "accepted": self.rec.fact_accepted,
+                "accepted_outcome": self.rec.fact_accepted_outcome,
+            }
+        return Evidence.objects.filter(recommendation_id=self.rec.pk).aggregate(**_EVIDENCE_COUNTS)
+
+    @cached_property
+    def involved(self) -> bool:
+        annotated = self._annotated("involved")
+        if annotated is not None:
+            return bool(annotated)
+        return self.user.pk in involved_user_ids(self.rec)
+
+    @property
+    def cause_of_concern(self) -> bool:
+        return self.rec.finding.kind == Finding.Kind.CAUSE_OF_CONCERN
+
+
+_VERDICT = Evidence.Verdict
+_EVIDENCE_COUNTS = {
+    "live": Count("pk", filter=~Q(verdict=_VERDICT.REJECTED)),
+    "live_outcome": Count("pk", filter=~Q(verdict=_VERDICT.REJECTED) & Q(category=Evidence.Category.OUTCOME)),
+    "pending": Count("pk", filter=Q(verdict=_VERDICT.PENDING)),
+    "accepted": Count("pk", filter=Q(verdict=_VERDICT.ACCEPTED)),
+    "accepted_outcome": Count("pk", filter=Q(verdict=_VERDICT.ACCEPTED) & Q(category=Evidence.Category.OUTCOME)),
+}
+
+
+def _opened_at(rec: Recommendation) -> dt.datetime:
+    reopened = (
+        RecommendationEvent.objects.filter(recommendation_id=rec.pk, action=Event.REOPENED)
+        .order_by("-at")
+        .values_list("at", flat=True)
+        .first()
+    )
+    return reopened or rec.created_at
+
+
+def involved_user_ids(rec: Recommendation) -> set[int]:
+    """Everyone who owned, submitted or evidenced ``rec`` since it was last opened."""
+    since = _opened_at(rec)
+    ids = set(rec.history.filter(history_date__gte=since).values_list("owner_id", flat=True))
+    ids |= set(
+        RecommendationEvent.objects.filter(
+            recommendation_id=rec.pk, at__gte=since, action__in=_WORK_EVENTS
+        ).values_list("actor_id", flat=True)
+    )
+    ids |= set(
+        Evidence.objects.filter(recommendation_id=rec.pk, added_at__gte=since).values_list("added_by_id", flat=True)
+    )
+    ids.add(rec.owner_id)
+    ids.discard(None)
+    return ids
+
+
+def with_facts(qs: QuerySet[Recommendation], user: User) -> QuerySet[Recommendation]:
+    """Annotate what :class:`Facts` needs, so deciding for a whole page costs no query per row."""
+
+    def evidence_count(condition: Q) -> Coalesce:
+        counted = (
+            Evidence.objects.filter(condition, recommendation=OuterRef("pk"))
+            .order_by()
+            .values("recommendation")
+            .annotate(n=Count("pk"))
+            .values("n")
+        )
+        return Coalesce(Subquery(counted), 0)
+
+    not_rejected = ~Q(verdict=_VERDICT.REJECTED)
+    outcome = Q(category=Evidence.Category.OUTCOME)
+    accepted = Q(verdict=_VERDICT.ACCEPTED)
+    reopened = (
+        RecommendationEvent.objects.filter(recommendation=OuterRef("pk"), action=Event.REOPENED)
+        .order_by("-at")
+        .values("at")[:1]
+    )
+    qs = qs.annotate(
+        fact_live_evidence=evidence_count(not_rejected),
+        fact_live_outcome=evidence_count(not_rejected & outcome),
+        fact_pending=evidence_count(Q(verdict=_VERDICT.PENDING)),
+        fact_accepted=evidence_count(accepted),
+        fact_accepted_outcome=evidence_count(accepted & outcome),
+        fact_opened_at=Coalesce(Subquery(reopened), F("created_at")),
+    )
+    if user.pk is None:
+        return qs.annotate(fact_involved=Q(pk__isnull=True))
+    history = Recommendation.history.model.objects.filter(
+        id=OuterRef("pk"), owner_id=user.pk, history_date__gte=OuterRef("fact_opened_at")
+    )
+    work = RecommendationEvent.objects.filter(
+        recommendation=OuterRef("pk"), actor_id=user.pk, action__in=_WORK_EVENTS, at__gte=OuterRef("fact_opened_at")
+    )
+    added = Evidence.objects.filter(
+        recommendation=OuterRef("pk"), added_by_id=user.pk, added_at__gte=OuterRef("fact_opened_at")
+    )
+    return qs.annotate(
+        fact_involved=Q(owner_id=user.pk) | Exists(history) | Exists(work) | Exists(added),
+    )
+
+
+# The state guards: each returns None when the action may happen now, else the reason it may not.
+
+
+def _not_open(rec: Recommendation, doing: str) -> str | None:
+    if rec.is_open:
+        return None
+    return f"This recommendation is {rec.get_status_display().lower()}; {doing} only while it is open. " + (
+        "A governance lead can reopen it." if rec.status == Status.CLOSED else "It has been replaced."
+    )
+
+
+def submit_problem(rec: Recommendation, facts: Facts) -> str | None:
+    if rec.status != Status.IN_PROGRESS:
+        return (
+            "Only a recommendation in progress can be submitted for assurance; "
+            f"this one is {rec.get_status_display().lower()}."
+        )
+    counts = facts.evidence
+    if not counts["live"]:
+        return "Add at least one piece of evidence before submitting for assurance."
+    if facts.cause_of_concern and not counts["live_outcome"]:
+        return (
+            "A cause of concern needs evidence of an outcome for children (for example audited response "
+            "times), not only outputs such as training delivered. Add outcome evidence first."
+        )
+    return None
+
+
+def close_problem(rec: Recommendation, facts: Facts) -> str | None:
+    if rec.status != Status.AWAITING_ASSURANCE:
+        return (
+            f"Only a recommendation awaiting assurance can be closed; this one is {rec.get_status_display().lower()}."
+        )
+    if facts.involved:
+        return FOUR_EYES_CLOSE
+    counts = facts.evidence
+    if counts["pending"]:
+        return f"{counts['pending']} evidence item(s) still await a verdict; accept or reject them before closing."
+    if not counts["accepted"]:
+        return "At least one piece of evidence must be accepted before closing."
+    if facts.cause_of_concern and not counts["accepted_outcome"]:
+        return "A cause of concern can only be closed with accepted evidence of an outcome for children."
+    return None
+
+
+def _review_evidence_problem(rec: Recommendation, facts: Facts) -> str | None:
+    problem = _not_open(rec, "its evidence can be given a verdict")
+    if problem:
+        return problem
+    if facts.involved:
+        return FOUR_EYES_EVIDENCE
+    if not facts.evidence["pending"]:
+        return "No evidence on this recommendation awaits a verdict."
+    return None
+
+
+def _return_problem(rec: Recommendation, facts: Facts) -> str | None:
+    if rec.status != Status.AWAITING_ASSURANCE:
+        return "Only a recommendation awaiting assurance can be returned to its owner."
+    return None
+
+
+def _reopen_problem(rec: Recommendation, facts: Facts) -> str | None:
+    if rec.status != Status.CLOSED:
+        return "Only a closed recommendation can be reopened."
+    return None
+
+
+_STATE_RULES = {
+    Action.VIEW: lambda rec, facts: None,
+    Action.UPDATE: lambda rec, facts: _not_open(rec, "progress can be posted"),
+    Action.ADD_EVIDENCE: lambda rec, facts: _not_open(rec, "evidence can be added"),
+    Action.SUBMIT: submit_problem,
+    Action.REVIEW_EVIDENCE: _review_evidence_problem,
+    Action.CLOSE: close_problem,
+    Action.RETURN: _return_problem,
+    Action.REOPEN: _reopen_problem,
+    Action.REASSIGN: lambda rec, facts: _not_open(rec, "its owner can be changed"),
+    Action.CHANGE_TARGET_DATE: lambda rec, facts: _not_open(rec, "its target date can be changed"),
+    Action.CHANGE_REVIEW_INTERVAL: lambda rec, facts: _not_open(rec, "its review interval can be changed"),
+    Action.SUPERSEDE: lambda rec, facts: _not_open(rec, "it can be superseded"),
+    Action.EDIT: lambda rec, facts: _not_open(rec, "its wording can be changed"),
+}
+assert set(_STATE_RULES) == set(Action), "every action needs a state rule"
+
+
+def decide(user: User, rec: Recommendation, action: Action, facts: Facts | None = None) -> Decision:
+    """May ``user`` do ``action`` to ``rec`` now? Role first, then the state of the recommendation."""
+    if not role_allows(user, action, rec):
+        return Decision(action, False, role_refusal(action), by_role=True)
+    problem = _STATE_RULES[action](rec, facts or Facts(rec, user))
+    return Decision(action, problem is None, problem or "")
+
+
+def decisions(user: User, rec: Recommendation) -> dict[Action, Decision]:
+    facts = Facts(rec, user)
+    return {action: decide(user, rec, action, facts) for action in Action}
+
+
+def allowed_actions(user: User, rec: Recommendation) -> set[Action]:
+    return {action for action, decision in decisions(user, rec).items() if decision.allowed}
+
+
+def require(user: User, action: Action, rec: Recommendation) -> None:
+    """Raise ``NotPermitted`` (by role) or ``WorkflowError`` (by state) unless the action may happen now."""
+    decide(user, rec, action).raise_if_refused()
+
+
+def require_role(user: User, action: Action, rec: Recommendation) -> None:
+    """Only the role half: for checks made before the row is locked (the state is checked after)."""
+    if not role_allows(user, action, rec):
+        raise NotPermitted(role_refusal(action))
