@@ -37,7 +37,7 @@ def env_bool(name: str, default: bool) -> bool:
     raise ImproperlyConfigured(f"{name}={raw!r} is not a boolean (use true or false).")
 
 
-def env_int(name: str, default: int, minimum: int | None = None) -> int:
+def env_int(name: str, default: int, minimum: int | None = None, maximum: int | None = None) -> int:
     raw = os.environ.get(name)
     if raw is None or raw == "":
         return default
@@ -47,6 +47,8 @@ def env_int(name: str, default: int, minimum: int | None = None) -> int:
         raise ImproperlyConfigured(f"{name}={raw!r} is not a whole number.") from None
     if minimum is not None and value < minimum:
         raise ImproperlyConfigured(f"{name}={value} must be at least {minimum}.")
+    if maximum is not None and value > maximum:
+        raise ImproperlyConfigured(f"{name}={value} must be at most {maximum}.")
     return value
 
 
@@ -82,6 +84,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost, so that every answer under /api/, errors included, carries Cache-Control: no-store.
+    "tracker.api.middleware.no_store",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -175,6 +179,19 @@ FILE_UPLOAD_HANDLERS = [
 ]
 # Password reset links by email stay valid for two hours.
 PASSWORD_RESET_TIMEOUT = env_int("PASSWORD_RESET_TIMEOUT", 2 * 60 * 60, minimum=60)
+# Password reset: at most this many emails an hour to one address, and requests from one client address
+# (more: an office shares one address). See tracker.accounts.ThrottledPasswordResetView; counted in the cache.
+PASSWORD_RESET_EMAILS_PER_HOUR = env_int("PASSWORD_RESET_EMAILS_PER_HOUR", 3, minimum=1)
+PASSWORD_RESET_REQUESTS_PER_CLIENT_HOUR = env_int("PASSWORD_RESET_REQUESTS_PER_CLIENT_HOUR", 10, minimum=1)
+# The cache holds throttle counters only. Without CACHE_URL it is per process (Django's local memory),
+# so N web processes allow up to N times a limit; set CACHE_URL=redis://... to share it between them.
+CACHE_URL = env_str("CACHE_URL", "")
+if CACHE_URL.startswith(("redis://", "rediss://")):
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}}
+elif CACHE_URL:
+    raise ImproperlyConfigured(f"CACHE_URL={CACHE_URL!r} is not a redis:// address (or leave it empty).")
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 # Evidence files: stored outside any URL Django or a web server serves; downloads go through a
 # permission-checked view. MEDIA_URL is deliberately unset.
 EVIDENCE_ROOT = Path(env_str("EVIDENCE_ROOT", str(VAR_DIR / "evidence")))
@@ -273,7 +290,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBIL
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 # Workflow and reminder defaults.
-DEFAULT_REVIEW_INTERVAL_DAYS = env_int("DEFAULT_REVIEW_INTERVAL_DAYS", 28, minimum=1)
+# At most tracker.models.MAX_REVIEW_INTERVAL_DAYS (models cannot be imported from settings).
+DEFAULT_REVIEW_INTERVAL_DAYS = env_int("DEFAULT_REVIEW_INTERVAL_DAYS", 28, minimum=1, maximum=366)
 REMINDER_LEAD_DAYS = env_int("REMINDER_LEAD_DAYS", 7, minimum=0)
 REMINDER_OVERDUE_REPEAT_DAYS = env_int("REMINDER_OVERDUE_REPEAT_DAYS", 7, minimum=1)
 REMINDER_ESCALATION_DAYS = env_int("REMINDER_ESCALATION_DAYS", 14, minimum=1)
@@ -294,9 +312,11 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "tracker.api.pagination.Pagination",
+    # JSON nested at most MAX_JSON_DEPTH deep (its size is bounded by DATA_UPLOAD_MAX_MEMORY_SIZE).
+    "DEFAULT_PARSER_CLASSES": ["tracker.api.parsers.BoundedJSONParser"],
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",
-        "rest_framework.filters.OrderingFilter",
+        "tracker.api.filters.StrictOrderingFilter",
     ],
     "EXCEPTION_HANDLER": "tracker.api.exceptions.exception_handler",
 }

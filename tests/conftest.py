@@ -5,6 +5,7 @@ vic (viewer), and mallory (a governance lead in another organisation).
 """
 
 import pytest
+from django.core.cache import cache
 
 from tests.factories import OrganisationFactory, RecommendationFactory, UserFactory
 from tracker.permissions import Role
@@ -16,6 +17,8 @@ def _private_dirs(settings, tmp_path):
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     # Fast hashing: the suite creates many users; production keeps Django's default hashers.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    # Throttle counters (password reset) live in the cache: each test starts with none.
+    cache.clear()
 
 
 @pytest.fixture

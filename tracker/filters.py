@@ -1,13 +1,70 @@
-"""Filters on the recommendation list: one FilterSet for the staff pages, the API and exports."""
+"""Filters on the recommendation list: one FilterSet for the staff pages, the API and exports.
+
+Also the strictness every FilterSet of the project shares: a value a filter does not know (``overdue=maybe``,
+``status=bogus``) makes the filter invalid, naming the allowed values, instead of being ignored, which
+would silently answer with everything.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 import django_filters
+from django import forms
+from django.core.exceptions import ValidationError
+from django.db import models
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from tracker import permissions
 from tracker.models import Inspection, Rag, Recommendation, Status, Theme, User
+
+
+class StrictBooleanField(forms.NullBooleanField):
+    """true, false or nothing; Django's NullBooleanField reads any other word as "nothing"."""
+
+    # A plain select: Django's NullBooleanSelect turns unknown words into None before the field sees them.
+    widget = forms.Select(choices=[("", "Any"), ("true", "Yes"), ("false", "No")])
+    TRUE, FALSE = {"true", "1"}, {"false", "0"}
+
+    def to_python(self, value: Any) -> bool | None:
+        if isinstance(value, bool):
+            return value
+        if value is None or value == "":
+            return None
+        lowered = str(value).strip().lower()
+        if lowered in self.TRUE:
+            return True
+        if lowered in self.FALSE:
+            return False
+        raise ValidationError("Choose true or false (or leave it out).", code="invalid")
+
+    def validate(self, value: bool | None) -> None:
+        return None
+
+
+class StrictBooleanFilter(django_filters.BooleanFilter):
+    field_class = StrictBooleanField
+
+
+class StrictFilterSet(django_filters.FilterSet):
+    """Booleans accept only true or false; a choice outside the list is refused with the list."""
+
+    FILTER_DEFAULTS = {
+        **django_filters.FilterSet.FILTER_DEFAULTS,
+        models.BooleanField: {"filter_class": StrictBooleanFilter},
+    }
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        for filter_ in self.filters.values():
+            if isinstance(filter_, django_filters.ModelChoiceFilter | django_filters.ModelMultipleChoiceFilter):
+                continue
+            if isinstance(filter_, django_filters.ChoiceFilter | django_filters.MultipleChoiceFilter):
+                # On this instance's own field (filters are deep-copied per FilterSet, their fields with them).
+                field = filter_.field
+                allowed = ", ".join(str(value) for value, _label in field.choices if value)
+                field.error_messages = {**field.error_messages, "invalid_choice": f"Choose from: {allowed}."}
 
 
 def _inspections(request) -> QuerySet[Inspection]:
@@ -24,7 +81,7 @@ def _themes(request) -> QuerySet[Theme]:
     return Theme.objects.all()
 
 
-class RecommendationFilter(django_filters.FilterSet):
+class RecommendationFilter(StrictFilterSet):
     inspection = django_filters.ModelChoiceFilter(
         field_name="finding__inspection", queryset=_inspections, label="Inspection"
     )
@@ -34,7 +91,7 @@ class RecommendationFilter(django_filters.FilterSet):
         field_name="finding__themes", queryset=_themes, label="Theme", to_field_name="slug"
     )
     rag = django_filters.MultipleChoiceFilter(choices=[c for c in Rag.choices if c[0]], label="RAG")
-    overdue = django_filters.BooleanFilter(method="filter_overdue", label="Review overdue")
+    overdue = StrictBooleanFilter(method="filter_overdue", label="Review overdue")
     due_before = django_filters.DateFilter(
         field_name="next_review_due", lookup_expr="lte", label="Review due on or before"
     )

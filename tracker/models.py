@@ -10,14 +10,37 @@ import uuid
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
-from django.core.validators import MinValueValidator
+from django.core.validators import MaxLengthValidator, MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Length
+from django.db.models.lookups import LessThanOrEqual
 from django.urls import reverse
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
+from tracker.predicates import matches
 from tracker.storage import EvidenceStorage
+
+# One bound for every interface (admin, pages, API, imports): a recommendation is reviewed at least
+# once a year, and the date arithmetic of reminders never overflows.
+MAX_REVIEW_INTERVAL_DAYS = 366
+
+# Free text is bounded everywhere so that one request cannot store (or make every page render) megabytes.
+# The forms, the admin, the API and tracker.workflow read each limit from its field's max_length.
+LONG_TEXT = 10_000  # narratives and notes
+MEDIUM_TEXT = 5_000  # summaries, quotes, outcome measures
+SHORT_TEXT = 2_000  # reasons and descriptions
+
+
+def bounded_text(limit: int, **kwargs) -> models.TextField:
+    """A TextField with a length limit that model validation (the admin, model forms) enforces too."""
+    return models.TextField(max_length=limit, validators=[MaxLengthValidator(limit)], **kwargs)
+
+
+def text_length_check(prefix: str, field: str, limit: int) -> models.CheckConstraint:
+    """The database's own copy of a text limit: a row written around the models is refused too."""
+    return models.CheckConstraint(condition=LessThanOrEqual(Length(field), limit), name=f"{prefix}_{field}_length")
 
 
 class OrganisationManager(models.Manager):
@@ -113,7 +136,7 @@ class Inspection(models.Model):
     Inspectorate = Inspectorate
 
     organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="inspections")
-    slug = models.SlugField(max_length=100, unique=True)
+    slug = models.SlugField(max_length=100, help_text="Unique within the organisation.")
     inspectorate = models.CharField(max_length=32, choices=Inspectorate.choices)
     programme = models.CharField(max_length=200)
     title = models.CharField(max_length=300)
@@ -134,7 +157,9 @@ class Inspection(models.Model):
             models.CheckConstraint(
                 condition=Q(inspectorate__in=[c.value for c in Inspectorate]),
                 name="inspection_inspectorate_valid",
-            )
+            ),
+            # Per organisation, not global: one force's slugs must not tell another what it has.
+            models.UniqueConstraint(fields=["organisation", "slug"], name="inspection_slug_unique_per_organisation"),
         ]
 
     def __str__(self) -> str:
@@ -178,8 +203,8 @@ class Finding(models.Model):
     reference = models.CharField(max_length=20)
     kind = models.CharField(max_length=32, choices=Kind.choices)
     title = models.CharField(max_length=200)
-    summary = models.TextField()
-    quote = models.TextField(help_text="The inspectorate's own words, briefly.")
+    summary = bounded_text(MEDIUM_TEXT)
+    quote = bounded_text(MEDIUM_TEXT, help_text="The inspectorate's own words, briefly.")
     source_title = models.CharField(max_length=300, help_text="Which document the quote comes from.")
     source_reference = models.CharField(max_length=300, blank=True)
     source_location = models.CharField(max_length=100, blank=True, help_text="Where in the document.")
@@ -191,6 +216,8 @@ class Finding(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["inspection", "reference"], name="finding_reference_unique"),
             models.CheckConstraint(condition=Q(kind__in=[c.value for c in FindingKind]), name="finding_kind_valid"),
+            text_length_check("finding", "summary", MEDIUM_TEXT),
+            text_length_check("finding", "quote", MEDIUM_TEXT),
         ]
 
     def __str__(self) -> str:
@@ -205,14 +232,24 @@ class RecommendationQuerySet(models.QuerySet):
     def for_organisation(self, organisation_id: int | None) -> RecommendationQuerySet:
         return self.filter(finding__inspection__organisation_id=organisation_id)
 
+    # Each filter below is a rule defined once on Recommendation (``open_q`` ...), which the
+    # model's methods (``is_overdue`` ...) test one instance against: the two cannot disagree.
+
     def open(self) -> RecommendationQuerySet:
-        return self.filter(status__in=Recommendation.OPEN_STATUSES)
+        return self.filter(Recommendation.open_q())
 
     def overdue(self, today: dt.date) -> RecommendationQuerySet:
-        return self.open().filter(next_review_due__lt=today)
+        return self.filter(Recommendation.overdue_q(today))
+
+    def due_soon(self, today: dt.date, lead_days: int | None = None) -> RecommendationQuerySet:
+        return self.filter(Recommendation.due_soon_q(today, lead_days))
+
+    def target_missed(self, today: dt.date) -> RecommendationQuerySet:
+        return self.filter(Recommendation.target_missed_q(today))
 
     def due_for_review(self, today: dt.date, lead_days: int = 0) -> RecommendationQuerySet:
-        return self.open().filter(next_review_due__lte=today + dt.timedelta(days=lead_days))
+        """Overdue, or due within ``lead_days`` from today."""
+        return self.filter(Recommendation.overdue_q(today) | Recommendation.due_soon_q(today, lead_days))
 
     def with_related(self) -> RecommendationQuerySet:
         return self.select_related("finding__inspection__organisation", "owner")
@@ -242,6 +279,13 @@ class Recommendation(models.Model):
 
     OPEN_STATUSES = (Status.NOT_STARTED, Status.IN_PROGRESS, Status.AWAITING_ASSURANCE)
 
+    class ReviewState(models.TextChoices):
+        CLOSED = Status.CLOSED.value, Status.CLOSED.label
+        SUPERSEDED = Status.SUPERSEDED.value, Status.SUPERSEDED.label
+        OVERDUE = "overdue", "Overdue"
+        DUE_SOON = "due_soon", "Due soon"
+        LATER = "later", "Later"
+
     finding = models.OneToOneField(Finding, on_delete=models.PROTECT, related_name="recommendation")
     title = models.CharField(max_length=200)
     owner = models.ForeignKey(
@@ -254,9 +298,11 @@ class Recommendation(models.Model):
     status = models.CharField(max_length=32, choices=Status.choices, default=Status.NOT_STARTED)
     rag = models.CharField("RAG", max_length=8, choices=Rag.choices, blank=True, default=Rag.NOT_RATED)
     target_date = models.DateField(null=True, blank=True)
-    review_interval_days = models.PositiveIntegerField(validators=[MinValueValidator(1)])
+    review_interval_days = models.PositiveIntegerField(
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_REVIEW_INTERVAL_DAYS)]
+    )
     next_review_due = models.DateField()
-    outcome_measure = models.TextField(blank=True, help_text="How we will know it worked for children.")
+    outcome_measure = bounded_text(MEDIUM_TEXT, blank=True, help_text="How we will know it worked for children.")
     superseded_by = models.ForeignKey(
         "self", on_delete=models.PROTECT, null=True, blank=True, related_name="supersedes"
     )
@@ -276,7 +322,11 @@ class Recommendation(models.Model):
                 condition=Q(status__in=[c.value for c in Status]), name="recommendation_status_valid"
             ),
             models.CheckConstraint(condition=Q(rag__in=[c.value for c in Rag]), name="recommendation_rag_valid"),
-            models.CheckConstraint(condition=Q(review_interval_days__gte=1), name="recommendation_interval_positive"),
+            models.CheckConstraint(
+                condition=Q(review_interval_days__gte=1, review_interval_days__lte=MAX_REVIEW_INTERVAL_DAYS),
+                name="recommendation_interval_in_range",
+            ),
+            text_length_check("recommendation", "outcome_measure", MEDIUM_TEXT),
             models.CheckConstraint(
                 condition=(Q(status="superseded") & Q(superseded_by__isnull=False))
                 | (~Q(status="superseded") & Q(superseded_by__isnull=True)),
@@ -302,12 +352,52 @@ class Recommendation(models.Model):
     def organisation_id(self) -> int:
         return self.finding.inspection.organisation_id
 
+    # Where a recommendation stands, each rule written once as a Q: RecommendationQuerySet filters by
+    # it and the methods below test one instance against it (tracker.predicates.matches).
+
+    @classmethod
+    def open_q(cls) -> Q:
+        return Q(status__in=cls.OPEN_STATUSES)
+
+    @classmethod
+    def overdue_q(cls, today: dt.date) -> Q:
+        """Open, and its next review date has passed."""
+        return cls.open_q() & Q(next_review_due__lt=today)
+
+    @classmethod
+    def due_soon_q(cls, today: dt.date, lead_days: int | None = None) -> Q:
+        """Open, and its next review is due today or within ``lead_days`` (REMINDER_LEAD_DAYS)."""
+        lead_days = settings.REMINDER_LEAD_DAYS if lead_days is None else lead_days
+        return cls.open_q() & Q(next_review_due__gte=today, next_review_due__lte=today + dt.timedelta(days=lead_days))
+
+    @classmethod
+    def target_missed_q(cls, today: dt.date) -> Q:
+        """Open, and its target date has passed (a target of today is not missed yet)."""
+        return cls.open_q() & Q(target_date__lt=today)
+
     @property
     def is_open(self) -> bool:
-        return self.status in self.OPEN_STATUSES
+        return matches(self, self.open_q())
 
     def is_overdue(self, today: dt.date | None = None) -> bool:
-        return self.is_open and self.next_review_due < (today or timezone.localdate())
+        return matches(self, self.overdue_q(today or timezone.localdate()))
+
+    def is_due_soon(self, today: dt.date | None = None, lead_days: int | None = None) -> bool:
+        return matches(self, self.due_soon_q(today or timezone.localdate(), lead_days))
+
+    def target_missed(self, today: dt.date | None = None) -> bool:
+        return matches(self, self.target_missed_q(today or timezone.localdate()))
+
+    def review_state(self, today: dt.date | None = None) -> ReviewState:
+        """Where its review stands, for display: closed or superseded, else overdue, due soon or later."""
+        if not self.is_open:
+            return self.ReviewState(self.status)
+        today = today or timezone.localdate()
+        if self.is_overdue(today):
+            return self.ReviewState.OVERDUE
+        if self.is_due_soon(today):
+            return self.ReviewState.DUE_SOON
+        return self.ReviewState.LATER
 
     def days_overdue(self, today: dt.date | None = None) -> int:
         return max(0, ((today or timezone.localdate()) - self.next_review_due).days)
@@ -345,11 +435,12 @@ class RecommendationEvent(models.Model):
     at = models.DateTimeField(default=timezone.now)
     old_value = models.CharField(max_length=200, blank=True)
     new_value = models.CharField(max_length=200, blank=True)
-    reason = models.TextField(blank=True)
+    reason = bounded_text(SHORT_TEXT, blank=True)
 
     class Meta:
         ordering = ["at", "pk"]
         indexes = [models.Index(fields=["recommendation", "at"])]
+        constraints = [text_length_check("event", "reason", SHORT_TEXT)]
 
     def __str__(self) -> str:
         return f"{self.get_action_display()} by {self.actor or 'system'} at {self.at:%Y-%m-%d %H:%M}"
@@ -359,7 +450,7 @@ class ProgressUpdate(models.Model):
     recommendation = models.ForeignKey(Recommendation, on_delete=models.PROTECT, related_name="updates")
     author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(default=timezone.now)
-    narrative = models.TextField()
+    narrative = bounded_text(LONG_TEXT)
     rag = models.CharField("RAG", max_length=8, choices=Recommendation.Rag.choices, blank=True)
     review_completed = models.BooleanField(
         default=False, help_text="Completing a review moves the next review date on by the interval."
@@ -368,6 +459,7 @@ class ProgressUpdate(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-pk"]
+        constraints = [text_length_check("update", "narrative", LONG_TEXT)]
 
     def __str__(self) -> str:
         return f"Update on {self.recommendation.reference} by {self.author} at {self.created_at:%Y-%m-%d}"
@@ -405,13 +497,13 @@ class Evidence(models.Model):
     recommendation = models.ForeignKey(Recommendation, on_delete=models.PROTECT, related_name="evidence")
     kind = models.CharField(max_length=8, choices=Kind.choices)
     category = models.CharField(max_length=8, choices=Category.choices)
-    description = models.TextField(help_text="What this evidence shows.")
+    description = bounded_text(SHORT_TEXT, help_text="What this evidence shows.")
     file = models.FileField(upload_to=evidence_upload_to, storage=EvidenceStorage, blank=True, max_length=200)
     original_filename = models.CharField(max_length=255, blank=True)
     content_type = models.CharField(max_length=100, blank=True)
     size_bytes = models.PositiveBigIntegerField(null=True, blank=True)
     link = models.URLField(blank=True, max_length=500)
-    note = models.TextField(blank=True)
+    note = bounded_text(LONG_TEXT, blank=True)
     added_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     added_at = models.DateTimeField(default=timezone.now)
     verdict = models.CharField(max_length=8, choices=Verdict.choices, default=Verdict.PENDING)
@@ -419,7 +511,7 @@ class Evidence(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
     reviewed_at = models.DateTimeField(null=True, blank=True)
-    rejection_reason = models.TextField(blank=True)
+    rejection_reason = bounded_text(SHORT_TEXT, blank=True)
     history = HistoricalRecords()
 
     class Meta:
@@ -440,6 +532,9 @@ class Evidence(models.Model):
             models.CheckConstraint(
                 condition=~Q(verdict="rejected") | ~Q(rejection_reason=""), name="evidence_rejection_has_reason"
             ),
+            text_length_check("evidence", "description", SHORT_TEXT),
+            text_length_check("evidence", "note", LONG_TEXT),
+            text_length_check("evidence", "rejection_reason", SHORT_TEXT),
         ]
 
     def __str__(self) -> str:
@@ -482,7 +577,7 @@ class Reminder(models.Model):
     occurrence = models.PositiveSmallIntegerField(default=0)
     state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
     attempts = models.PositiveSmallIntegerField(default=0)
-    last_error = models.TextField(blank=True)
+    last_error = bounded_text(SHORT_TEXT, blank=True)
     next_attempt_at = models.DateTimeField(default=timezone.now)
     lease_until = models.DateTimeField(null=True, blank=True)
     lease_token = models.CharField(max_length=32, blank=True)
@@ -502,6 +597,7 @@ class Reminder(models.Model):
             models.CheckConstraint(
                 condition=Q(state__in=[c.value for c in ReminderState]), name="reminder_state_valid"
             ),
+            text_length_check("reminder", "last_error", SHORT_TEXT),
         ]
         indexes = [
             models.Index(fields=["state", "next_attempt_at"]),

@@ -40,7 +40,8 @@ def _inspection(request: HttpRequest, pk: int | str) -> Inspection:
 def dashboard_page(request: HttpRequest) -> HttpResponse:
     _require_oversight(request)
     chosen = request.GET.get("inspection") or ""
-    if chosen and not chosen.isdigit():
+    # isdigit() alone accepts "²" and other digits int() refuses; a number beyond 64 bits names no row.
+    if chosen and not (chosen.isascii() and chosen.isdigit() and int(chosen) < 2**63):
         raise Http404("No such inspection.")
     inspection = _inspection(request, chosen) if chosen else None
     return render(

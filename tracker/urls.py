@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from tracker import oversight_views, views
+from tracker import accounts, oversight_views, views
 from tracker.forms import SignInForm
 
 app_name = "tracker"
@@ -41,7 +41,7 @@ accounts_urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path(
         "password_reset/",
-        auth_views.PasswordResetView.as_view(
+        accounts.ThrottledPasswordResetView.as_view(
             template_name="registration/tracker_password_reset_form.html",
             email_template_name="registration/tracker_password_reset_email.txt",
             subject_template_name="registration/tracker_password_reset_subject.txt",
@@ -65,7 +65,7 @@ accounts_urlpatterns = [
     ),
     path(
         "password_change/",
-        auth_views.PasswordChangeView.as_view(template_name="registration/tracker_password_change_form.html"),
+        accounts.ThrottledPasswordChangeView.as_view(template_name="registration/tracker_password_change_form.html"),
         name="password_change",
     ),
     path(

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import django_filters
 from django import forms
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
+from rest_framework.exceptions import ValidationError
+from rest_framework.filters import OrderingFilter
 
 from tracker.api.serializers import MAX_ID
+from tracker.filters import StrictFilterSet
 from tracker.models import Evidence, Finding, Inspection, ProgressUpdate, Reminder
 
 
@@ -21,13 +26,34 @@ class IdFilter(django_filters.NumberFilter):
     field_class = IdField
 
 
-class InspectionFilter(django_filters.FilterSet):
+class StrictOrderingFilter(OrderingFilter):
+    """An ordering the list does not offer is a 400 naming the ones it does, not silently the default order."""
+
+    def get_ordering(self, request, queryset, view) -> Any:
+        raw = request.query_params.get(self.ordering_param)
+        if not raw:
+            return self.get_default_ordering(view)
+        terms = [term.strip() for term in raw.split(",")]
+        valid = self.remove_invalid_fields(queryset, terms, view, request)
+        if len(valid) != len(terms):
+            allowed = ", ".join(sorted(name for name, _ in self.get_valid_fields(queryset, view, {"request": request})))
+            raise ValidationError(
+                {
+                    self.ordering_param: [
+                        f"Choose from: {allowed}; prefix one with - to reverse it, separate several by commas."
+                    ]
+                }
+            )
+        return valid
+
+
+class InspectionFilter(StrictFilterSet):
     class Meta:
         model = Inspection
         fields = ["inspectorate", "tracked"]
 
 
-class FindingFilter(django_filters.FilterSet):
+class FindingFilter(StrictFilterSet):
     inspection = IdFilter(field_name="inspection_id")
     theme = django_filters.CharFilter(field_name="themes__slug", help_text="A theme's slug.")
 
@@ -36,7 +62,7 @@ class FindingFilter(django_filters.FilterSet):
         fields = ["inspection", "kind", "theme"]
 
 
-class ProgressUpdateFilter(django_filters.FilterSet):
+class ProgressUpdateFilter(StrictFilterSet):
     recommendation = IdFilter(field_name="recommendation_id")
 
     class Meta:
@@ -44,7 +70,7 @@ class ProgressUpdateFilter(django_filters.FilterSet):
         fields = ["recommendation", "review_completed"]
 
 
-class EvidenceFilter(django_filters.FilterSet):
+class EvidenceFilter(StrictFilterSet):
     recommendation = IdFilter(field_name="recommendation_id")
 
     class Meta:
@@ -52,7 +78,7 @@ class EvidenceFilter(django_filters.FilterSet):
         fields = ["recommendation", "kind", "category", "verdict"]
 
 
-class ReminderFilter(django_filters.FilterSet):
+class ReminderFilter(StrictFilterSet):
     recommendation = IdFilter(field_name="recommendation_id")
     recipient = IdFilter(field_name="recipient_id")
 

@@ -9,8 +9,9 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from tracker import permissions
+from tracker import permissions, policy
 from tracker.models import (
+    MAX_REVIEW_INTERVAL_DAYS,
     Evidence,
     Finding,
     Inspection,
@@ -18,14 +19,19 @@ from tracker.models import (
     Organisation,
     ProgressUpdate,
     Recommendation,
+    RecommendationEvent,
     Reminder,
     Theme,
     User,
 )
-from tracker.uploads import CheckedUpload, UploadRejected, check_upload
+from tracker.uploads import CheckedUpload, UploadRejected, check_upload, clean_filename
 
 # Ids in paths and bodies are 64-bit; anything larger cannot name a row.
 MAX_ID = 2**63 - 1
+# Text limits come from the model fields (ModelSerializers pick them up by themselves).
+REASON_MAX = RecommendationEvent._meta.get_field("reason").max_length
+OUTCOME_MEASURE_MAX = Recommendation._meta.get_field("outcome_measure").max_length
+REJECTION_REASON_MAX = Evidence._meta.get_field("rejection_reason").max_length
 
 
 class StrictSerializer(serializers.Serializer):
@@ -181,7 +187,12 @@ class RecommendationSerializer(serializers.ModelSerializer):
     owner = UserSummarySerializer(read_only=True, allow_null=True)
     is_overdue = serializers.BooleanField(read_only=True, help_text="Open and past its next review date.")
     allowed_actions = serializers.SerializerMethodField(
-        help_text="What the requesting user may do to this recommendation (see tracker.permissions)."
+        help_text="What the requesting user may do to this recommendation now (tracker.policy: the same answer "
+        "as the pages and the admin). A closed recommendation allows only `view`, and `reopen` to a lead."
+    )
+    blocked_actions = serializers.SerializerMethodField(
+        help_text="Actions the user's role allows but the recommendation's state does not, each with the reason "
+        "and what to do instead (for example `submit` before any evidence has been added)."
     )
 
     class Meta:
@@ -204,14 +215,30 @@ class RecommendationSerializer(serializers.ModelSerializer):
             "superseded_by",
             "version",
             "allowed_actions",
+            "blocked_actions",
             "created_at",
             "updated_at",
         ]
         read_only_fields = fields
 
+    def _decisions(self, rec: Recommendation) -> dict:
+        # Asked once per row and shared by both fields; the list annotates the facts (policy.with_facts).
+        cached = getattr(rec, "_api_decisions", None)
+        if cached is None:
+            cached = rec._api_decisions = policy.decisions(self.context["request"].user, rec)
+        return cached
+
     @extend_schema_field(serializers.ListField(child=serializers.ChoiceField(choices=list(permissions.Action))))
     def get_allowed_actions(self, rec: Recommendation) -> list[str]:
-        return sorted(permissions.allowed_actions(self.context["request"].user, rec))
+        return sorted(action for action, decision in self._decisions(rec).items() if decision.allowed)
+
+    @extend_schema_field(serializers.DictField(child=serializers.CharField()))
+    def get_blocked_actions(self, rec: Recommendation) -> dict[str, str]:
+        return {
+            str(action): decision.reason
+            for action, decision in sorted(self._decisions(rec).items())
+            if not decision.allowed and not decision.by_role
+        }
 
 
 class ReminderSerializer(serializers.ModelSerializer):
@@ -296,6 +323,16 @@ class EvidenceSerializer(StrictModelSerializer):
             "rejection_reason",
         ]
 
+    def to_internal_value(self, data: Any) -> Any:
+        # Django renames "../x.pdf" to "x.pdf" and drops ".." before we see the file; refuse the name the
+        # client actually sent, as the staff pages do (tracker.upload_handlers records it).
+        for raw in getattr(self.context.get("request"), "raw_upload_names", []):
+            try:
+                clean_filename(raw)
+            except UploadRejected as exc:
+                raise serializers.ValidationError({"file": [str(exc)]}) from None
+        return super().to_internal_value(data)
+
     def validate_file(self, upload) -> CheckedUpload:
         try:
             return check_upload(upload)
@@ -319,16 +356,24 @@ class VersionSerializer(StrictSerializer):
 
 
 class ReasonSerializer(VersionSerializer):
-    reason = serializers.CharField(required=False, default="", allow_blank=True, help_text="Why.")
+    reason = serializers.CharField(
+        required=False, default="", allow_blank=True, max_length=REASON_MAX, help_text="Why."
+    )
 
 
 class EditDetailsSerializer(VersionSerializer):
     title = serializers.CharField(required=False, max_length=200)
-    outcome_measure = serializers.CharField(required=False, allow_blank=True)
+    outcome_measure = serializers.CharField(required=False, allow_blank=True, max_length=OUTCOME_MEASURE_MAX)
 
 
 class TargetDateSerializer(ReasonSerializer):
-    target_date = serializers.DateField(allow_null=True, help_text="The new target date, or null for none.")
+    target_date = serializers.DateField(
+        help_text="The new target date. To remove the target date, use `remove-target-date` with a reason."
+    )
+
+
+class RemoveTargetDateSerializer(VersionSerializer):
+    reason = serializers.CharField(max_length=REASON_MAX, help_text="Why the agreed target date is being removed.")
 
 
 class AssignOwnerSerializer(ReasonSerializer):
@@ -336,7 +381,7 @@ class AssignOwnerSerializer(ReasonSerializer):
 
 
 class ReviewIntervalSerializer(ReasonSerializer):
-    review_interval_days = serializers.IntegerField(min_value=1, max_value=3650)
+    review_interval_days = serializers.IntegerField(min_value=1, max_value=MAX_REVIEW_INTERVAL_DAYS)
 
 
 class SupersedeSerializer(ReasonSerializer):
@@ -348,4 +393,10 @@ class NoBodySerializer(StrictSerializer):
 
 
 class EvidenceRejectionSerializer(StrictSerializer):
-    reason = serializers.CharField(required=False, default="", allow_blank=True, help_text="Why it is not enough.")
+    reason = serializers.CharField(
+        required=False,
+        default="",
+        allow_blank=True,
+        max_length=REJECTION_REASON_MAX,
+        help_text="Why it is not enough.",
+    )

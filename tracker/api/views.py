@@ -17,18 +17,20 @@ from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
-from rest_framework.filters import OrderingFilter, SearchFilter
-from rest_framework.parsers import JSONParser, MultiPartParser
+from rest_framework.filters import SearchFilter
+from rest_framework.parsers import MultiPartParser
 from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import Serializer
 
-from tracker import permissions, workflow
+from tracker import permissions, policy, workflow
 from tracker.api import filters, serializers
+from tracker.api.parsers import BoundedJSONParser
 from tracker.api.schema import TrackerAutoSchema
 from tracker.filters import RecommendationFilter
 from tracker.models import Evidence, Organisation, ProgressUpdate, Recommendation, User
+from tracker.permissions import Action
 
 
 class IsGovernanceLead(BasePermission):
@@ -40,7 +42,7 @@ class IsGovernanceLead(BasePermission):
 
 class TrackerViewSet(viewsets.GenericViewSet):
     schema = TrackerAutoSchema()
-    parser_classes = [JSONParser]
+    parser_classes = [BoundedJSONParser]
     # Any id reaches get_object, so a malformed one is a JSON 404 like any other.
     lookup_value_regex = "[^/]+"
 
@@ -76,7 +78,7 @@ class InspectionViewSet(ReadOnlyViewSet):
 
     serializer_class = serializers.InspectionSerializer
     filterset_class = filters.InspectionFilter
-    filter_backends = [DjangoFilterBackend, SearchFilter, OrderingFilter]
+    filter_backends = [DjangoFilterBackend, SearchFilter, filters.StrictOrderingFilter]
     search_fields = ["title", "programme"]
     ordering_fields = ["published", "title", "id"]
 
@@ -89,7 +91,7 @@ class FindingViewSet(ReadOnlyViewSet):
 
     serializer_class = serializers.FindingSerializer
     filterset_class = filters.FindingFilter
-    filter_backends = [DjangoFilterBackend, SearchFilter, OrderingFilter]
+    filter_backends = [DjangoFilterBackend, SearchFilter, filters.StrictOrderingFilter]
     search_fields = ["reference", "title", "summary"]
     ordering_fields = ["reference", "title", "id"]
 
@@ -139,7 +141,29 @@ class RecommendationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Tr
     ordering = ["next_review_due", "finding__reference", "pk"]
 
     def get_queryset(self) -> QuerySet[Recommendation]:
-        return permissions.visible_recommendations(self.request.user).with_related()
+        visible = permissions.visible_recommendations(self.request.user).with_related()
+        return policy.with_facts(visible, self.request.user)
+
+    # Who may ever do each write is checked before its body is read, so a role refusal is a 403 even
+    # when the body would also be refused. Whether it may happen now is the workflow's (policy's) answer.
+    ROLE_NEEDED = {
+        "partial_update": Action.EDIT,
+        "submit": Action.SUBMIT,
+        "accept": Action.CLOSE,
+        "reject": Action.RETURN,
+        "reopen": Action.REOPEN,
+        "supersede": Action.SUPERSEDE,
+        "change_target_date": Action.CHANGE_TARGET_DATE,
+        "remove_target_date": Action.CHANGE_TARGET_DATE,
+        "assign_owner": Action.REASSIGN,
+        "change_review_interval": Action.CHANGE_REVIEW_INTERVAL,
+    }
+
+    def get_object(self) -> Recommendation:
+        rec = super().get_object()
+        if self.action in self.ROLE_NEEDED:
+            policy.require_role(self.request.user, self.ROLE_NEEDED[self.action], rec)
+        return rec
 
     def respond(self, recommendation: Recommendation) -> Response:
         return Response(self.get_serializer(recommendation).data)
@@ -171,7 +195,7 @@ class RecommendationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Tr
         "accept",
         serializers.ReasonSerializer,
         "Accept at assurance and close (reviewer or governance lead)",
-        "Four eyes: the owner cannot close their own recommendation.",
+        "Four eyes: refused to anyone who owned, submitted or added evidence to it since it was last opened.",
     )
     def accept(self, request: Request, pk: str) -> Response:
         rec, data = self.get_object(), self.body(serializers.ReasonSerializer)
@@ -230,7 +254,21 @@ class RecommendationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Tr
         )
 
     @_recommendation_action(
-        "assign-owner", serializers.AssignOwnerSerializer, "Assign or remove the owner (governance lead)"
+        "remove-target-date",
+        serializers.RemoveTargetDateSerializer,
+        "Remove the target date (governance lead; needs a reason)",
+    )
+    def remove_target_date(self, request: Request, pk: str) -> Response:
+        rec, data = self.get_object(), self.body(serializers.RemoveTargetDateSerializer)
+        return self.respond(
+            workflow.remove_target_date(rec, by=request.user, reason=data["reason"], expected_version=data["version"])
+        )
+
+    @_recommendation_action(
+        "assign-owner",
+        serializers.AssignOwnerSerializer,
+        "Assign or remove the owner (governance lead)",
+        "The owner must be an active owner or governance lead of your organisation.",
     )
     def assign_owner(self, request: Request, pk: str) -> Response:
         rec, data = self.get_object(), self.body(serializers.AssignOwnerSerializer)
@@ -289,7 +327,7 @@ class EvidenceViewSet(mixins.CreateModelMixin, ReadOnlyViewSet):
     serializer_class = serializers.EvidenceSerializer
     filterset_class = filters.EvidenceFilter
     ordering_fields = ["added_at", "id"]
-    parser_classes = [JSONParser, MultiPartParser]
+    parser_classes = [BoundedJSONParser, MultiPartParser]
 
     def get_queryset(self) -> QuerySet[Evidence]:
         return permissions.visible_evidence(self.request.user).select_related("added_by", "reviewed_by")
