@@ -75,7 +75,7 @@ def build(user: User, inspection: Inspection, *, since: dt.date, today: dt.date 
         by_status[rec.status] += 1
         by_rag[rec.rag] += 1
         overdue += rec.is_overdue(today)
-        missed += bool(rec.is_open and rec.target_date and rec.target_date < today)
+        missed += rec.target_missed(today)
     return BoardPack(
         inspection=inspection,
         since=since,

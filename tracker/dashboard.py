@@ -216,14 +216,13 @@ class Dashboard:
 
 def _counts_by_inspection(scope: QuerySet[Recommendation], today: dt.date) -> dict[int, dict]:
     """One grouped query: every count the dashboard shows, per inspection."""
-    open_q = Q(status__in=Recommendation.OPEN_STATUSES)
     aggregates = {"total": Count("pk")}
     for value in Status.values:
         aggregates[f"status_{value}"] = Count("pk", filter=Q(status=value))
     for value in Rag.values:
         aggregates[f"rag_{value or 'none'}"] = Count("pk", filter=Q(rag=value))
-    aggregates["overdue"] = Count("pk", filter=open_q & Q(next_review_due__lt=today))
-    aggregates["missed"] = Count("pk", filter=open_q & Q(target_date__lt=today))
+    aggregates["overdue"] = Count("pk", filter=Recommendation.overdue_q(today))
+    aggregates["missed"] = Count("pk", filter=Recommendation.target_missed_q(today))
     grouped = scope.order_by().values("finding__inspection_id").annotate(**aggregates)
     return {row["finding__inspection_id"]: row for row in grouped}
 
@@ -352,9 +351,8 @@ def build(user: User, *, inspection: Inspection | None = None, today: dt.date | 
 
     by_status = [(value, label, total(f"status_{value}")) for value, label in Status.choices]
     by_rag = [(value, label, total(f"rag_{value or 'none'}")) for value, label in Rag.choices]
-    open_scope = scope.open().with_related()
-    overdue = list(open_scope.filter(next_review_due__lt=today).order_by("next_review_due", "pk")[:LIST_LIMIT])
-    missed = list(open_scope.filter(target_date__lt=today).order_by("target_date", "pk")[:LIST_LIMIT])
+    overdue = list(scope.overdue(today).with_related().order_by("next_review_due", "pk")[:LIST_LIMIT])
+    missed = list(scope.target_missed(today).with_related().order_by("target_date", "pk")[:LIST_LIMIT])
     awaiting = list(
         scope.filter(status=Status.AWAITING_ASSURANCE)
         .with_related()

@@ -5,8 +5,9 @@ is a query on state (``next_review_due`` against today), never a time window, so
 catches up and a repeated run inserts nothing new: the ledger's unique constraint has the last word.
 
 ``deliver`` claims due ledger rows with a conditional UPDATE and a lease token, so two workers never
-send the same row; re-checks each row against the recommendation as it is now (a completed review
-or a new owner cancels what is no longer due); sends one digest per recipient over one connection
+send the same row; re-checks each row against the recommendation as it is now, by the same
+``rules`` the planner runs as SQL (a completed review or a new owner cancels what is no longer
+due); sends one digest per recipient over one connection
 per batch; and records every outcome on the rows. A digest is marked sent as soon as it is handed
 over, so a worker that dies mid-batch can repeat at most the one digest it was sending.
 """
@@ -14,14 +15,16 @@ over, so a worker that dies mid-batch can repeat at most the one digest it was s
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import random
 import smtplib
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
@@ -33,6 +36,7 @@ from django.utils import timezone
 from tracker import emails
 from tracker.models import Recommendation, Reminder, User
 from tracker.permissions import Role
+from tracker.predicates import matches, value_at
 
 logger = logging.getLogger(__name__)
 
@@ -96,58 +100,90 @@ _COLUMNS = (
 )
 
 
+# Who a reminder goes to, by where the recipient is found from the recommendation.
+OWNER = "owner_id"
+CONTACT = "owner__escalation_contact_id"
+LEADS = "leads"  # the active governance leads of the recommendation's organisation
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One way a reminder can be due today: for which recommendations, to whom, at which stage.
+
+    ``when`` is a Q on Recommendation. The planner turns the rules into SQL and the delivery re-checks
+    each row against the same rules in Python (``tracker.predicates.matches``), so the two agree.
+    """
+
+    stage: str
+    when: Q
+    to: str  # OWNER, CONTACT or LEADS
+    weekly: bool = False  # repeated every overdue_repeat_days, counted by ``occurrence``
+
+
+@functools.lru_cache(maxsize=8)  # delivery asks once per row; the answer depends only on the date and policy
+def rules(today: dt.date, policy: Policy) -> Mapping[str, Rule]:
+    owner_active = Q(owner__isnull=False, owner__is_active=True)
+    contact_active = Q(owner__escalation_contact__isnull=False, owner__escalation_contact__is_active=True)
+    badly_overdue = (
+        Recommendation.overdue_q(today)
+        & owner_active
+        & Q(next_review_due__lte=today - dt.timedelta(days=policy.escalation_days))
+    )
+    return MappingProxyType(
+        {
+            "due soon": Rule(Stage.DUE_SOON, Recommendation.due_soon_q(today, policy.lead_days) & owner_active, OWNER),
+            "overdue": Rule(Stage.OVERDUE, Recommendation.overdue_q(today) & owner_active, OWNER, weekly=True),
+            "escalation to contact": Rule(Stage.ESCALATION, badly_overdue & contact_active, CONTACT),
+            "escalation to leads": Rule(Stage.ESCALATION, badly_overdue & ~contact_active, LEADS),
+            "unowned": Rule(Stage.UNOWNED, Recommendation.open_q() & ~owner_active, LEADS),
+        }
+    )
+
+
+# The n-th weekly repeat of "overdue": 0 from the day after the review date, 1 a week later, ...
+# The SQL and the Python forms sit together; the property test in tests/reminders holds them equal.
+
+
+def _occurrence_sql(today: dt.date, policy: Policy):
+    days_late = DaysBetween(Value(today, output_field=DateField()), F("next_review_due"))
+    return (days_late - 1) / Value(policy.overdue_repeat_days)
+
+
+def _occurrence(rec: Recommendation, today: dt.date, policy: Policy) -> int:
+    return ((today - rec.next_review_due).days - 1) // policy.overdue_repeat_days
+
+
 def due_selections(today: dt.date, policy: Policy | None = None) -> dict[str, QuerySet]:
-    """One queryset per way a reminder can be due today, each annotated with the ledger key columns.
+    """One queryset per rule, each annotated with the ledger key columns.
 
     Every queryset yields rows of (recommendation, recipient, stage, review due date, occurrence).
     """
     policy = policy or Policy.from_settings()
-    open_recs = Recommendation.objects.open().order_by()
-    owned = open_recs.filter(owner__isnull=False, owner__is_active=True)
-    unowned = open_recs.filter(Q(owner__isnull=True) | Q(owner__is_active=False))
-
-    def key(qs: QuerySet, stage: str, recipient, occurrence=None) -> QuerySet:
-        return qs.annotate(
-            _rec=F("pk"),
-            _to=recipient,
-            _stage=Value(str(stage)),
-            _due=F("next_review_due"),
-            _occ=occurrence if occurrence is not None else Value(0, output_field=IntegerField()),
-        )
-
     # The active governance leads, as a literal list: they are few, and an IN list of ids lets both
     # SQLite and PostgreSQL look them up by primary key (a subquery, or a join through the group's
     # name, sends one planner or the other through every user in the organisation).
     leads = list(
         User.objects.filter(is_active=True, groups__name=str(Role.GOVERNANCE_LEAD)).values_list("pk", flat=True)
     )
-
-    def to_leads(qs: QuerySet) -> QuerySet:
-        # One row per (recommendation, active governance lead of its organisation); the annotation
-        # reuses the filter's join because the filter comes first.
-        return qs.filter(**{f"{_LEADS}__in": leads})
-
-    badly_overdue = owned.filter(next_review_due__lte=today - dt.timedelta(days=policy.escalation_days))
-    contact_active = Q(owner__escalation_contact__isnull=False, owner__escalation_contact__is_active=True)
-    # The n-th weekly repeat of "overdue": 0 on the day after the review date, 1 a week later, ...
-    days_late = DaysBetween(Value(today, output_field=DateField()), F("next_review_due"))
-    occurrence = (days_late - 1) / Value(policy.overdue_repeat_days)
-    selections = {
-        "due soon": key(
-            owned.filter(next_review_due__gte=today, next_review_due__lte=today + dt.timedelta(days=policy.lead_days)),
-            Stage.DUE_SOON,
-            F("owner_id"),
-        ),
-        "overdue": key(owned.filter(next_review_due__lt=today), Stage.OVERDUE, F("owner_id"), occurrence),
-        "escalation to contact": key(
-            badly_overdue.filter(contact_active), Stage.ESCALATION, F("owner__escalation_contact_id")
-        ),
-    }
-    if leads:  # with no governance lead anywhere there is nobody to send these to (and IN () is invalid SQL)
-        selections["escalation to leads"] = key(
-            to_leads(badly_overdue.exclude(contact_active)), Stage.ESCALATION, F(f"{_LEADS}__id")
+    selections = {}
+    for name, rule in rules(today, policy).items():
+        qs = Recommendation.objects.order_by().filter(rule.when)
+        if rule.to == LEADS:
+            if not leads:  # nobody to send these to (and IN () is invalid SQL)
+                continue
+            # One row per (recommendation, active governance lead of its organisation); the
+            # annotation reuses the filter's join because the filter comes first.
+            qs = qs.filter(**{f"{_LEADS}__in": leads})
+            recipient = F(f"{_LEADS}__id")
+        else:
+            recipient = F(rule.to)
+        selections[name] = qs.annotate(
+            _rec=F("pk"),
+            _to=recipient,
+            _stage=Value(str(rule.stage)),
+            _due=F("next_review_due"),
+            _occ=_occurrence_sql(today, policy) if rule.weekly else Value(0, output_field=IntegerField()),
         )
-        selections["unowned"] = key(to_leads(unowned), Stage.UNOWNED, F(f"{_LEADS}__id"))
     return selections
 
 
@@ -292,25 +328,35 @@ def claim(limit_recipients: int, lease_seconds: int | None = None) -> tuple[str,
     return token, rows
 
 
-def _still_due(row: Reminder, leads: set[tuple[int, int]]) -> bool:
-    """Does the recommendation, as it is now, still call for this reminder to this person?"""
+def _leads_among(recipient_ids: Iterable[int]) -> set[tuple[int, int]]:
+    """(user, organisation) for each of these users who is an active governance lead."""
+    return set(
+        User.objects.filter(
+            pk__in=list(recipient_ids), is_active=True, groups__name=str(Role.GOVERNANCE_LEAD)
+        ).values_list("pk", "organisation_id")
+    )
+
+
+def _still_due(row: Reminder, leads: set[tuple[int, int]], today: dt.date, policy: Policy) -> bool:
+    """Would the planner, run now on the recommendation as it is now, produce this very row?
+
+    A completed review, a new owner or a closed recommendation cancels a row; so does the passage
+    of time (a "due soon" whose review date has passed, an overdue repeat a week old): the sweep
+    plans their successor, so nothing is lost. ``leads`` comes from ``_leads_among``.
+    """
     rec = row.recommendation
-    owner = rec.owner
-    owner_active = owner is not None and owner.is_active
-    if not rec.is_open or rec.next_review_due != row.review_due or not row.recipient.is_active:
+    if row.review_due != rec.next_review_due:
         return False
-    is_lead = (row.recipient_id, rec.finding.inspection.organisation_id) in leads
-    if row.stage in (Stage.DUE_SOON, Stage.OVERDUE):
-        return owner_active and row.recipient_id == rec.owner_id
-    if row.stage == Stage.ESCALATION:
-        if not owner_active:
-            return False
-        contact = owner.escalation_contact
-        if contact is not None and contact.is_active:
-            return row.recipient_id == contact.pk
-        return is_lead
-    if row.stage == Stage.UNOWNED:
-        return not owner_active and is_lead
+    for rule in rules(today, policy).values():
+        if rule.stage != row.stage or not matches(rec, rule.when):
+            continue
+        if rule.to == LEADS:
+            addressed = (row.recipient_id, rec.finding.inspection.organisation_id) in leads
+        else:
+            addressed = row.recipient_id == value_at(rec, rule.to)
+        occurrence = _occurrence(rec, today, policy) if rule.weekly else 0
+        if addressed and row.occurrence == occurrence:
+            return True
     return False
 
 
@@ -377,24 +423,15 @@ def _by_recipient(rows: Iterable[Reminder]) -> Iterator[tuple[User, list[Reminde
         yield group[0].recipient, group
 
 
-def _deliver_batch(token: str, rows: list[Reminder]) -> DeliveryReport:
+def _deliver_batch(token: str, rows: list[Reminder], today: dt.date) -> DeliveryReport:
     report = DeliveryReport()
-    recipient_ids = {row.recipient_id for row in rows}
-    leads = set(
-        User.objects.filter(pk__in=recipient_ids, is_active=True, groups__name=str(Role.GOVERNANCE_LEAD)).values_list(
-            "pk", "organisation_id"
-        )
-    )
-    # After a long outage two weekly repeats of one overdue reminder may both be waiting: send the latest.
-    latest: dict[tuple, Reminder] = {}
-    for row in rows:
-        same = (row.recipient_id, row.recommendation_id, row.stage, row.review_due)
-        if same not in latest or row.occurrence > latest[same].occurrence:
-            latest[same] = row
-    superseded = {row.pk for row in rows} - {row.pk for row in latest.values()}
-    stale = [row for row in rows if row.pk in superseded or not _still_due(row, leads)]
+    leads = _leads_among({row.recipient_id for row in rows})
+    policy = Policy.from_settings()
+    # After a long outage two weekly repeats of one overdue reminder may both be waiting: only the
+    # latest is still due, so the older one is cancelled here.
+    stale = [row for row in rows if not _still_due(row, leads, today, policy)]
     if stale:
-        # A completed review, a new owner or a closed recommendation: this reminder is no longer due.
+        # A completed review, a new owner, a closed recommendation: this reminder is no longer due.
         report.cancelled = Reminder.objects.filter(pk__in=[r.pk for r in stale], lease_token=token).update(
             state=State.CANCELLED, lease_until=None
         )
@@ -456,11 +493,14 @@ def _deliver_batch(token: str, rows: list[Reminder]) -> DeliveryReport:
     return report
 
 
-def deliver(*, batch_recipients: int | None = None, deadline: float | None = None) -> DeliveryReport:
+def deliver(
+    *, batch_recipients: int | None = None, deadline: float | None = None, today: dt.date | None = None
+) -> DeliveryReport:
     """Send everything that is due, batch by batch, until nothing is claimable or time is short.
 
     ``deadline`` is a ``time.monotonic()`` value after which no new batch is started, so a task
-    finishes well inside its time limit (and therefore inside its lease).
+    finishes well inside its time limit (and therefore inside its lease). Each row is re-checked
+    against the rules as of ``today`` (the London date by default).
     """
     report = DeliveryReport()
     limit = batch_recipients or settings.REMINDER_BATCH_RECIPIENTS
@@ -468,7 +508,7 @@ def deliver(*, batch_recipients: int | None = None, deadline: float | None = Non
         token, rows = claim(limit)
         if not rows:
             break
-        report.merge(_deliver_batch(token, rows))
+        report.merge(_deliver_batch(token, rows, today or timezone.localdate()))
         if report.server_unreachable:
             break  # leave the other batches for the next run rather than knock on a closed door
     return report
@@ -477,7 +517,7 @@ def deliver(*, batch_recipients: int | None = None, deadline: float | None = Non
 def run_sweep(today: dt.date | None = None) -> DeliveryReport:
     """The whole daily job, synchronously: plan what is due, then deliver it."""
     plan(today)
-    return deliver()
+    return deliver(today=today)
 
 
 def request_delivery() -> None:

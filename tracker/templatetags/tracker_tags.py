@@ -97,3 +97,17 @@ def sees_all_recommendations(user) -> bool:
     from tracker.permissions import sees_whole_organisation
 
     return sees_whole_organisation(user)
+
+
+# Templates ask the model where a recommendation stands, on the page's own date, rather than
+# comparing dates themselves: `{% if rec|review_state:today == "overdue" %}`.
+
+
+@register.filter
+def review_state(rec: Recommendation, today) -> str:
+    return rec.review_state(today)
+
+
+@register.filter
+def target_missed(rec: Recommendation, today) -> bool:
+    return rec.target_missed(today)
