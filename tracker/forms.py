@@ -6,16 +6,18 @@ change if the recommendation moved on after the page was loaded.
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 
 from django import forms
 from django.conf import settings
 from django.contrib.auth.forms import AuthenticationForm
-from django.utils import timezone
+from django.core.exceptions import ValidationError
+from django.forms.boundfield import BoundField
 
-from tracker import uploads
+from tracker import permissions, uploads, workflow
 from tracker.filters import RecommendationFilter
-from tracker.models import Evidence, Recommendation, User
+from tracker.models import Evidence, Recommendation
 
 RAG_CHOICES = [("", "No change"), *[(value, label) for value, label in Recommendation.Rag.choices if value]]
 
@@ -27,6 +29,166 @@ class StaffForm(forms.Form):
         """A refusal from the workflow: beside the reason field when it is about the reason."""
         field = "reason" if "reason" in self.fields and "reason" in message.lower() else None
         self.add_error(field, message)
+
+
+# The GOV.UK date input: day, month and year as three text boxes in one fieldset.
+# https://design-system.service.gov.uk/components/date-input/
+
+DATE_PARTS = ("day", "month", "year")
+# GOV.UK lets people type a month as a word ("mar", "March") as well as a number.
+_MONTHS = {name.lower(): n for n in range(1, 13) for name in (calendar.month_name[n], calendar.month_abbr[n])}
+
+
+class GovUKDateInput(forms.MultiWidget):
+    """Three text inputs named ``<name>-day``, ``<name>-month`` and ``<name>-year``, as GOV.UK names them.
+
+    A single ISO value under the plain name (``?since=2026-03-31``, as links and older bookmarks send)
+    is read too, so a link can still carry a date.
+    """
+
+    template_name = "tracker/widgets/govuk_date_input.html"
+    use_fieldset = True
+    # Set by GovUKDateBoundField for one render: which of the three boxes to mark as in error.
+    ERROR_PARTS_ATTR = "data-tracker-error-parts"
+
+    def __init__(self, attrs: dict | None = None) -> None:
+        super().__init__({part: forms.TextInput for part in DATE_PARTS}, attrs)
+        self.widgets_names = [f"-{part}" for part in DATE_PARTS]
+
+    def decompress(self, value: dt.date | None) -> list[str]:
+        if isinstance(value, dt.date):
+            return [str(value.day), str(value.month), str(value.year)]
+        return ["", "", ""]
+
+    def value_from_datadict(self, data, files, name: str) -> list[str]:
+        parts = super().value_from_datadict(data, files, name)
+        if not any(parts) and data.get(name):
+            try:
+                return self.decompress(dt.date.fromisoformat(str(data.get(name))))
+            except ValueError:
+                return ["", "", str(data.get(name))]  # shown back in the year box, and refused
+        return parts
+
+    def value_omitted_from_data(self, data, files, name: str) -> bool:
+        return name not in data and super().value_omitted_from_data(data, files, name)
+
+    def get_context(self, name: str, value, attrs: dict | None) -> dict:
+        attrs = dict(attrs or {})
+        in_error = set(filter(None, (attrs.pop(self.ERROR_PARTS_ATTR, "") or "").split()))
+        attrs.pop("aria-invalid", None)  # only the boxes in error are invalid, not all three
+        context = super().get_context(name, value, attrs)
+        base_id = context["widget"]["attrs"].get("id") or f"id_{name}"
+        context["widget"]["attrs"]["id"] = base_id
+        for part, sub in zip(DATE_PARTS, context["widget"]["subwidgets"], strict=True):
+            width = "govuk-input--width-4" if part == "year" else "govuk-input--width-2"
+            css = f"govuk-input govuk-date-input__input {width}"
+            sub["attrs"] = {"id": f"{base_id}-{part}", "inputmode": "numeric"}
+            if part in in_error:
+                sub["attrs"]["aria-invalid"] = "true"
+                css += " govuk-input--error"
+            sub["attrs"]["class"] = css
+            sub["part_label"] = part.capitalize()
+        return context
+
+
+class GovUKDateBoundField(BoundField):
+    govuk_date = True  # field.html renders it as the date input pattern
+
+    @property
+    def parts_in_error(self) -> list[str]:
+        """The boxes an error is about; an error that does not say (the form's own) marks all three."""
+        marked: set[str] = set()
+        for error in self.errors.as_data():
+            marked |= set((error.params or {}).get("parts", DATE_PARTS))
+        return [part for part in DATE_PARTS if part in marked]
+
+    @property
+    def first_error_id(self) -> str:
+        """Where the error summary links to: the first box in error (GOV.UK)."""
+        parts = self.parts_in_error or ["day"]
+        return f"{self.auto_id}-{parts[0]}"
+
+    def as_widget(self, widget=None, attrs=None, only_initial=False) -> str:
+        attrs = dict(attrs or {})
+        if self.errors:
+            attrs[GovUKDateInput.ERROR_PARTS_ATTR] = " ".join(self.parts_in_error)
+        return super().as_widget(widget, attrs, only_initial)
+
+
+class GovUKDateField(forms.MultiValueField):
+    """A date typed as day, month and year, refused in GOV.UK words when it is not a real date.
+
+    ``error_name`` starts each message ("Target date must be a real date"). An empty date is ``None``
+    when the field is optional; the form decides what an empty date means, never the field.
+    """
+
+    widget = GovUKDateInput
+    bound_field_class = GovUKDateBoundField
+    default_error_messages = {"required": "Enter {name_lower}"}
+
+    def __init__(
+        self,
+        *,
+        error_name: str,
+        earliest: dt.date = workflow.EARLIEST_DATE,
+        latest: dt.date = workflow.LATEST_DATE,
+        **kwargs,
+    ) -> None:
+        kwargs.setdefault("help_text", "For example, 31 3 2027")
+        fields = [forms.CharField(required=False) for _ in DATE_PARTS]
+        super().__init__(fields, require_all_fields=False, **kwargs)
+        self.error_name, self.earliest, self.latest = error_name, earliest, latest
+
+    def compress(self, data_list):  # clean() below does the work; required by MultiValueField
+        return data_list
+
+    def _error(self, message: str, parts: tuple[str, ...] = DATE_PARTS, code: str = "invalid") -> ValidationError:
+        return ValidationError(message, code=code, params={"parts": parts})
+
+    def clean(self, value) -> dt.date | None:
+        values = list(value) if isinstance(value, list | tuple) else self.widget.decompress(value)
+        day, month, year = ((str(v) if v is not None else "").strip() for v in [*values, "", "", ""][:3])
+        given = dict(zip(DATE_PARTS, (day, month, year), strict=True))
+        missing = tuple(part for part in DATE_PARTS if not given[part])
+        if len(missing) == 3:
+            if self.required:
+                raise ValidationError(
+                    self.error_messages["required"].format(name_lower=self.error_name.lower()),
+                    code="required",
+                    params={"parts": DATE_PARTS},
+                )
+            return None
+        if missing:
+            words = " and ".join(missing) if len(missing) == 2 else missing[0]
+            raise self._error(f"{self.error_name} must include a {words}", missing)
+        month = str(_MONTHS.get(month.lower(), month))
+        wrong = tuple(part for part, text in (("day", day), ("month", month), ("year", year)) if not text.isdigit())
+        if wrong:
+            raise self._error(f"{self.error_name} must be a real date", wrong)
+        if len(year) != 4:
+            raise self._error(f"{self.error_name} year must include 4 numbers", ("year",))
+        try:
+            date = dt.date(int(year), int(month), int(day))
+        except ValueError:
+            parts = ("month",) if not 1 <= int(month) <= 12 else ("day",)
+            raise self._error(f"{self.error_name} must be a real date", parts) from None
+        if not self.earliest <= date <= self.latest:
+            raise self._error(
+                f"{self.error_name} must be between {self.earliest:%-d %B %Y} and {self.latest:%-d %B %Y}",
+                code="out_of_range",
+            )
+        self.validate(date)
+        self.run_validators(date)
+        return date
+
+    def validate(self, value) -> None:  # the parts are checked in clean(); MultiValueField's check does not apply
+        pass
+
+    def has_changed(self, initial, data) -> bool:
+        try:
+            return self.clean(data) != initial
+        except ValidationError:
+            return True
 
 
 class SignInForm(AuthenticationForm):
@@ -63,9 +225,11 @@ class ProgressUpdateForm(VersionedForm):
     def __init__(self, *args, can_submit: bool = False, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         rec = self.recommendation
-        due = timezone.localdate() + dt.timedelta(days=rec.review_interval_days)
-        moves = f"Moves the next review date from {rec.next_review_due:%-d %B %Y} to {due:%-d %B %Y}."
-        self.fields["review_completed"].help_text = moves
+        moved_to = workflow.next_review_after_completion(rec)
+        self.fields["review_completed"].help_text = (
+            f"The next review will then be due on {moved_to:%-d %B %Y} "
+            f"(now due {rec.next_review_due:%-d %B %Y}; reviewed every {rec.review_interval_days} days)."
+        )
         self.fields["rag"].initial = ""
         if not can_submit:
             del self.fields["submit_for_assurance"]
@@ -162,6 +326,22 @@ class AssuranceDecisionForm(VersionedForm):
         help_text="Required when rejecting: say what is missing.",
     )
 
+    def __init__(self, *args, refused: dict[str, str] | None = None, **kwargs) -> None:
+        """``refused``: the decisions this person may not take now, with the reason (from the policy)."""
+        super().__init__(*args, **kwargs)
+        self.refused = refused or {}
+        field = self.fields["decision"]
+        # Offer only what may happen now; say why the rest may not, in the hint.
+        field.widget.choices = [(value, label) for value, label in field.choices if value not in self.refused]
+        if self.CLOSE in self.refused:
+            field.help_text = f"You cannot close it yet. {self.refused[self.CLOSE]}"
+
+    def clean_decision(self) -> str:
+        decision = self.cleaned_data["decision"]
+        if decision in self.refused:
+            raise ValidationError(self.refused[decision])
+        return decision
+
 
 class EvidenceReviewForm(VersionedForm):
     ACCEPT, REJECT = "accept", "reject"
@@ -191,38 +371,70 @@ class ReopenForm(VersionedForm):
 class ReassignForm(VersionedForm):
     owner = forms.ModelChoiceField(
         label="New owner",
-        queryset=User.objects.none(),
+        queryset=permissions.eligible_owners(None),
         required=False,
         empty_label="No owner",
+        help_text="Only active owners and governance leads of this organisation can own a recommendation.",
+        error_messages={
+            "invalid_choice": "Choose the new owner from the list: only active owners and governance leads of "
+            "this organisation can own a recommendation"
+        },
     )
     reason = forms.CharField(label="Reason (optional)", required=False, widget=forms.Textarea(attrs={"rows": 3}))
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         rec = self.recommendation
-        self.fields["owner"].queryset = User.objects.filter(organisation_id=rec.organisation_id, is_active=True)
+        self.fields["owner"].queryset = permissions.eligible_owners(rec.organisation_id)
         self.fields["owner"].initial = rec.owner_id
 
 
 class TargetDateForm(VersionedForm):
-    target_date = forms.DateField(
-        label="New target date",
-        required=False,
-        widget=forms.DateInput(attrs={"type": "date"}),
-        input_formats=["%Y-%m-%d", "%d/%m/%Y", "%d %m %Y"],
-        help_text="For example, 2027-03-31. Leave empty for no target date.",
-        error_messages={"invalid": "Enter the target date as a real date, for example 2027-03-31"},
+    """Set or move the target date, or remove it: removing is a choice of its own, never an empty date."""
+
+    CHANGE, REMOVE = "change", "remove"
+
+    choice = forms.ChoiceField(
+        label="What do you want to do?",
+        choices=[(CHANGE, "Change the target date"), (REMOVE, "Remove the target date")],
+        widget=forms.RadioSelect,
+        error_messages={"required": "Select whether to change or remove the target date"},
     )
+    target_date = GovUKDateField(label="New target date", error_name="Target date", required=False)
     reason = forms.CharField(
         label="Reason for the change",
         required=False,
         widget=forms.Textarea(attrs={"rows": 3}),
-        help_text="Required when moving an agreed target date.",
+        help_text="Required when moving or removing an agreed target date.",
     )
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.fields["target_date"].initial = self.recommendation.target_date
+        if self.recommendation.target_date is None:
+            # Nothing to remove: the page only sets a first target date.
+            del self.fields["choice"]
+            self.fields["target_date"].label = "Target date"
+            self.fields["reason"].help_text = ""
+
+    @property
+    def removing(self) -> bool:
+        return self.cleaned_data.get("choice") == self.REMOVE
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if "choice" in self.fields and not data.get("choice"):
+            return data  # the radios' own error says what to do
+        if self.removing:
+            # What was typed in the date boxes does not matter when removing.
+            self.errors.pop("target_date", None)
+            data["target_date"] = None  # the workflow asks for the reason
+        elif "target_date" not in self.errors and data.get("target_date") is None:
+            message = (
+                "Enter the target date, or choose to remove it" if "choice" in self.fields else "Enter the target date"
+            )
+            self.add_error("target_date", ValidationError(message, code="required", params={"parts": DATE_PARTS}))
+        return data
 
 
 SORTS = {

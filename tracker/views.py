@@ -1,31 +1,34 @@
-"""Staff pages. Each view parses input, asks permissions and workflow, and renders.
+"""Staff pages. Each view parses input, asks ``tracker.policy`` what may happen, calls workflow, renders.
 
-Anything a user may not see is a 404 (it does not exist for them); something they may see but not
-do is a 403 page that says why. Every change goes through ``tracker.workflow``.
+Anything a user may not see is a 404 (it does not exist for them); something their role never lets
+them do is a 403 page that says why; something they could do, but not now (the state refuses), is a
+409 page that says why and links back. Every change goes through ``tracker.workflow``.
 """
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import wraps
 
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db.models import Count
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
 from tracker import forms as staff_forms
-from tracker import permissions, workflow
-from tracker.models import AccessLog, Evidence, Finding, Recommendation
+from tracker import permissions, policy, workflow
+from tracker.models import AccessLog, Evidence, Finding, Recommendation, RecommendationEvent
 from tracker.permissions import Action
+from tracker.policy import Decision
 
 PAGE_SIZE = 50
 
@@ -53,18 +56,11 @@ def _recommendation(request: HttpRequest, pk: int) -> Recommendation:
 @staff_page
 def home(request: HttpRequest) -> HttpResponse:
     today = timezone.localdate()
-    soon = today + dt.timedelta(days=settings.REMINDER_LEAD_DAYS)
     mine = permissions.visible_recommendations(request.user).with_related().filter(owner=request.user)
     groups: dict[str, list[Recommendation]] = {"overdue": [], "due_soon": [], "later": [], "finished": []}
     for rec in mine.order_by("next_review_due", "finding__reference"):
-        if not rec.is_open:
-            groups["finished"].append(rec)
-        elif rec.next_review_due < today:
-            groups["overdue"].append(rec)
-        elif rec.next_review_due <= soon:
-            groups["due_soon"].append(rec)
-        else:
-            groups["later"].append(rec)
+        state = rec.review_state(today)
+        groups[state if state in groups else "finished"].append(rec)
     return render(
         request,
         "tracker/home.html",
@@ -83,7 +79,11 @@ def recommendation_list(request: HttpRequest) -> HttpResponse:
         raise permissions.NotPermitted("Only reviewers, governance leads and viewers see all recommendations.")
     visible = permissions.visible_recommendations(request.user).with_related()
     filterset = staff_forms.staff_filter(request.GET or None, visible, request)
-    results = filterset.qs if filterset.is_bound and filterset.is_valid() else visible
+    if filterset.is_bound and not filterset.is_valid():
+        # Never silently "everything": the error summary says which filter to fix, and nothing is listed.
+        results = visible.none()
+    else:
+        results = filterset.qs if filterset.is_bound else visible
     sort = request.GET.get("sort", "due")
     if sort not in staff_forms.SORTS:
         sort = "due"
@@ -130,13 +130,80 @@ def inspection_detail(request: HttpRequest, pk: int) -> HttpResponse:
     )
 
 
+@dataclass(frozen=True)
+class ActionLink:
+    action: Action
+    url_name: str
+    label: str
+
+
+# The actions the recommendation page offers as links to their own pages, in the order shown. Each is
+# shown exactly when the policy allows it; the assurance decision page serves both close and return.
+ACTION_LINKS = (
+    ActionLink(Action.UPDATE, "tracker:update", "Post a progress update"),
+    ActionLink(Action.ADD_EVIDENCE, "tracker:add-evidence", "Add evidence"),
+    ActionLink(Action.SUBMIT, "tracker:submit", "Submit for assurance"),
+    ActionLink(Action.CLOSE, "tracker:decide", "Accept and close"),
+    ActionLink(Action.RETURN, "tracker:decide", "Return to the owner"),
+    ActionLink(Action.REOPEN, "tracker:reopen", "Reopen"),
+    ActionLink(Action.REASSIGN, "tracker:reassign", "Change owner"),
+    ActionLink(Action.CHANGE_TARGET_DATE, "tracker:target-date", "Change target date"),
+)
+_DECISION_FOR = {Action.CLOSE: "close", Action.RETURN: "reject"}
+# Evidence verdicts are given from each pending item's own "Review" link, not from this list.
+REVIEW_EVIDENCE_LABEL = "Give evidence a verdict"
+
+
+@dataclass(frozen=True)
+class Closure:
+    """How a recommendation stopped being open: the event that did it, and what it rested on."""
+
+    event: RecommendationEvent | None
+    accepted_evidence: list[Evidence]
+
+
+def _closure(rec: Recommendation, evidence: list[Evidence] | None = None) -> Closure | None:
+    if rec.is_open:
+        return None
+    ending = RecommendationEvent.Action.CLOSED if rec.status == Recommendation.Status.CLOSED else None
+    ending = ending or RecommendationEvent.Action.SUPERSEDED
+    event = rec.events.filter(action=ending).select_related("actor").order_by("-at", "-pk").first()
+    if evidence is None:
+        evidence = list(rec.evidence.select_related("reviewed_by"))
+    accepted = [item for item in evidence if item.verdict == Evidence.Verdict.ACCEPTED]
+    return Closure(event, accepted if rec.status == Recommendation.Status.CLOSED else [])
+
+
+def _review_state(rec: Recommendation, today: dt.date) -> dict:
+    """What the summary says about the next review and the target date, as the model decides them."""
+    return {"state": rec.review_state(today), "target_missed": rec.target_missed(today)}
+
+
+def _summary(rec: Recommendation, evidence: list[Evidence] | None = None) -> dict:
+    """Context for includes/summary.html: a live review date while open, the closure once not."""
+    today = timezone.localdate()
+    return {"closure": _closure(rec, evidence), "review": _review_state(rec, today), "today": today}
+
+
 @staff_page
 def recommendation_detail(request: HttpRequest, pk: int) -> HttpResponse:
     rec = _recommendation(request, pk)
-    allowed = permissions.allowed_actions(request.user, rec)
+    decided = policy.decisions(request.user, rec)
+    links, not_now = [], []
+    for link in ACTION_LINKS:
+        decision = decided[link.action]
+        if decision.allowed:
+            url = reverse(link.url_name, args=[rec.pk])
+            if link.action in _DECISION_FOR:
+                url += f"?decision={_DECISION_FOR[link.action]}"
+            links.append((link, url))
+        elif not decision.by_role:
+            # They could by role, but not now: say why, so nobody is left guessing.
+            not_now.append((link.label, decision.reason))
+    review = decided[Action.REVIEW_EVIDENCE]
+    if not review.allowed and not review.by_role:
+        not_now.append((REVIEW_EVIDENCE_LABEL, review.reason))
     evidence = list(rec.evidence.select_related("added_by", "reviewed_by"))
-    is_open = rec.is_open
-    reviewing = Action.REVIEW in allowed and rec.status == Recommendation.Status.AWAITING_ASSURANCE
     return render(
         request,
         "tracker/recommendation.html",
@@ -147,18 +214,10 @@ def recommendation_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "events": rec.events.select_related("actor"),
             "updates": rec.updates.select_related("author"),
             "evidence": evidence,
-            "today": timezone.localdate(),
-            "can": {
-                "update": Action.UPDATE in allowed and is_open,
-                "add_evidence": Action.ADD_EVIDENCE in allowed and is_open,
-                "submit": Action.SUBMIT in allowed and rec.status == Recommendation.Status.IN_PROGRESS,
-                "review_evidence": reviewing,
-                "decide": reviewing,
-                "reopen": Action.REOPEN in allowed and rec.status == Recommendation.Status.CLOSED,
-                "reassign": Action.REASSIGN in allowed and is_open,
-                "target_date": Action.CHANGE_TARGET_DATE in allowed and is_open,
-            },
-            "submit_problem": workflow.submit_problem(rec) if Action.SUBMIT in allowed and is_open else None,
+            "links": links,
+            "not_now": not_now,
+            "may_review_evidence": review.allowed,
+            **_summary(rec, evidence),
         },
     )
 
@@ -202,18 +261,48 @@ def evidence_download(request: HttpRequest, pk: int) -> FileResponse:
 
 @dataclass(frozen=True)
 class Step:
-    action: Action
+    actions: tuple[Action, ...]  # the page opens when the policy allows any of these now
     form_class: type[staff_forms.VersionedForm]
     title: str
     button: str
     perform: Callable[[HttpRequest, Recommendation, dict], str]  # does the change, returns the success message
     intro: str = ""
     warning: bool = False
+    # For a page serving several actions: the form's choice value for each, offered only when allowed.
+    choices: tuple[tuple[Action, str], ...] = ()
+
+
+def _require(request: HttpRequest, rec: Recommendation, actions: tuple[Action, ...]) -> dict[Action, Decision]:
+    """Ask the policy, on GET and POST alike. Refused by role: ``NotPermitted`` (the 403 page). Refused by
+    state: ``WorkflowError`` (the "not now" page). A page serving several actions opens if any may happen."""
+    if len(actions) == 1:
+        policy.require(request.user, actions[0], rec)
+        return {actions[0]: Decision(actions[0], True)}
+    facts = policy.Facts(rec, request.user)
+    decided = {action: policy.decide(request.user, rec, action, facts) for action in actions}
+    if not any(decided.values()):
+        by_state = [d for d in decided.values() if not d.by_role]
+        (by_state or list(decided.values()))[0].raise_if_refused()
+    return decided
+
+
+def _not_now(request: HttpRequest, rec: Recommendation, title: str, reason: str) -> HttpResponse:
+    """A state refusal: a page that says why, with the way back, instead of a form that cannot succeed."""
+    stale = request.method == "POST" and request.POST.get("version") not in (None, str(rec.version))
+    context = {"recommendation": rec, "title": title, "reason": reason, "stale": stale, **_summary(rec)}
+    return render(request, "tracker/not_now.html", context, status=409)
 
 
 def _workflow_page(request: HttpRequest, pk: int, step: Step, **form_kwargs) -> HttpResponse:
     rec = _recommendation(request, pk)
-    permissions.require(request.user, step.action, rec)
+    try:
+        decided = _require(request, rec, step.actions)
+    except workflow.WorkflowError as exc:
+        return _not_now(request, rec, step.title, str(exc))
+    if step.choices:
+        form_kwargs["refused"] = {
+            value: decided[action].reason for action, value in step.choices if not decided[action]
+        }
     if request.method == "POST":
         form = step.form_class(request.POST, request.FILES, recommendation=rec, **form_kwargs)
         if form.is_valid():
@@ -233,8 +322,12 @@ def _workflow_page(request: HttpRequest, pk: int, step: Step, **form_kwargs) -> 
                 messages.success(request, message)
                 return redirect(rec)
     else:
-        form = step.form_class(recommendation=rec, **form_kwargs)
-    return render(request, "tracker/action.html", {"recommendation": rec, "form": form, "step": step})
+        initial = {}
+        if request.GET.get("decision") in {value for _, value in step.choices}:
+            initial["decision"] = request.GET["decision"]  # the link chosen on the recommendation page
+        form = step.form_class(recommendation=rec, initial=initial, **form_kwargs)
+    context = {"recommendation": rec, "form": form, "step": step, **_summary(rec)}
+    return render(request, "tracker/action.html", context)
 
 
 def _post_update(request, rec, form) -> str:
@@ -305,15 +398,18 @@ def _reassign(request, rec, form) -> str:
 
 def _change_target_date(request, rec, form) -> str:
     data = form.cleaned_data
+    if form.removing:
+        workflow.remove_target_date(rec, by=request.user, reason=data["reason"], expected_version=data["version"])
+        return "The target date has been removed."
     workflow.change_target_date(
         rec, by=request.user, target_date=data["target_date"], reason=data["reason"], expected_version=data["version"]
     )
-    return "The target date has been changed."
+    return f"The target date is now {rec.target_date:%-d %B %Y}."
 
 
-UPDATE = Step(Action.UPDATE, staff_forms.ProgressUpdateForm, "Post a progress update", "Save update", _post_update)
+UPDATE = Step((Action.UPDATE,), staff_forms.ProgressUpdateForm, "Post a progress update", "Save update", _post_update)
 ADD_EVIDENCE = Step(
-    Action.ADD_EVIDENCE,
+    (Action.ADD_EVIDENCE,),
     staff_forms.EvidenceForm,
     "Add evidence",
     "Add evidence",
@@ -322,7 +418,7 @@ ADD_EVIDENCE = Step(
     "or an outcome (a result for children).",
 )
 SUBMIT = Step(
-    Action.SUBMIT,
+    (Action.SUBMIT,),
     staff_forms.SubmitForm,
     "Submit for assurance",
     "Submit for assurance",
@@ -331,17 +427,18 @@ SUBMIT = Step(
     "whether to close it. You cannot post updates that change its status while it awaits assurance.",
 )
 DECIDE = Step(
-    Action.REVIEW,
+    (Action.CLOSE, Action.RETURN),
     staff_forms.AssuranceDecisionForm,
     "Assurance decision",
     "Record decision",
     _decide,
     intro="Every piece of evidence needs a verdict before the recommendation can be closed.",
+    choices=tuple(_DECISION_FOR.items()),
 )
-REOPEN = Step(Action.REOPEN, staff_forms.ReopenForm, "Reopen recommendation", "Reopen", _reopen, warning=True)
-REASSIGN = Step(Action.REASSIGN, staff_forms.ReassignForm, "Change owner", "Change owner", _reassign)
+REOPEN = Step((Action.REOPEN,), staff_forms.ReopenForm, "Reopen recommendation", "Reopen", _reopen, warning=True)
+REASSIGN = Step((Action.REASSIGN,), staff_forms.ReassignForm, "Change owner", "Change owner", _reassign)
 TARGET_DATE = Step(
-    Action.CHANGE_TARGET_DATE,
+    (Action.CHANGE_TARGET_DATE,),
     staff_forms.TargetDateForm,
     "Change target date",
     "Change target date",
@@ -349,14 +446,20 @@ TARGET_DATE = Step(
 )
 
 
+def _may_submit_with_update(user, rec: Recommendation) -> bool:
+    """The update page's "also submit for assurance": the submit rule as it will stand once this update
+    has started the work (an update moves a recommendation that is not started to in progress)."""
+    if rec.status not in (Recommendation.Status.NOT_STARTED, Recommendation.Status.IN_PROGRESS):
+        return False
+    started = copy.copy(rec)
+    started.status = Recommendation.Status.IN_PROGRESS
+    return policy.decide(user, started, Action.SUBMIT).allowed
+
+
 @staff_page
 def post_update(request: HttpRequest, pk: int) -> HttpResponse:
     rec = _recommendation(request, pk)
-    can_submit = permissions.can(request.user, Action.SUBMIT, rec) and rec.status in (
-        Recommendation.Status.NOT_STARTED,
-        Recommendation.Status.IN_PROGRESS,
-    )
-    return _workflow_page(request, pk, UPDATE, can_submit=can_submit)
+    return _workflow_page(request, pk, UPDATE, can_submit=_may_submit_with_update(request.user, rec))
 
 
 @staff_page
@@ -396,7 +499,13 @@ def review_evidence(request: HttpRequest, pk: int, evidence_pk: int) -> HttpResp
     rec = _recommendation(request, pk)
     # Only evidence on this recommendation: a forged id from elsewhere is simply not found.
     item = get_object_or_404(permissions.visible_evidence(request.user).filter(recommendation=rec), pk=evidence_pk)
-    permissions.require(request.user, Action.REVIEW, rec)
+    title = "Review evidence"
+    try:
+        policy.require(request.user, Action.REVIEW_EVIDENCE, rec)
+    except workflow.WorkflowError as exc:
+        return _not_now(request, rec, title, str(exc))
+    if item.verdict != Evidence.Verdict.PENDING:
+        return _not_now(request, rec, title, f"This evidence has already been {item.get_verdict_display().lower()}.")
     form = staff_forms.EvidenceReviewForm(request.POST or None, recommendation=rec)
     if request.method == "POST" and form.is_valid():
         accept = form.cleaned_data["decision"] == form.ACCEPT

@@ -113,7 +113,7 @@ def test_owner_updates_uploads_and_submits_then_reviewer_closes(
     page.get_by_label("Accept this evidence").check()
     page.get_by_role("button", name="Record verdict").click()
     expect(page.locator(".govuk-notification-banner--success")).to_contain_text("The evidence has been accepted.")
-    page.get_by_role("link", name="Record the assurance decision").click()
+    page.get_by_role("link", name="Accept and close").click()
     check_page(page, "11-assurance-decision")
     page.get_by_label("Accept and close the recommendation").check()
     page.get_by_label("Reason").fill("Audit shows response times within policy.")
@@ -148,7 +148,7 @@ def test_owner_updates_uploads_and_submits_then_reviewer_closes(
 
 
 def test_remaining_staff_pages_pass_axe_and_work_on_a_phone(
-    page: Page, live_server, lead, olly, rita, vic, overdue_rec, inspection
+    page: Page, live_server, lead, olly, rita, vic, overdue_rec, later_rec, inspection
 ):
     base = live_server.url
     Judgement.objects.create(inspection=inspection, area="Overall effectiveness", grade="inadequate")
@@ -164,8 +164,9 @@ def test_remaining_staff_pages_pass_axe_and_work_on_a_phone(
         "21-all-recommendations-filtered": "/recommendations/?status=closed&overdue=false&sort=title",
         "22-inspection": inspection.get_absolute_url(),
         "23-reopen": f"/recommendations/{closed.pk}/reopen/",
-        "24-change-owner": f"/recommendations/{closed.pk}/owner/",
-        "25-change-target-date": f"/recommendations/{closed.pk}/target-date/",
+        "24-change-owner": f"/recommendations/{later_rec.pk}/owner/",
+        "25-change-target-date": f"/recommendations/{later_rec.pk}/target-date/",
+        "25a-not-possible-now": f"/recommendations/{closed.pk}/target-date/",
         "26-change-password": "/accounts/password_change/",
         "27-recommendation-hostile-text": closed.get_absolute_url(),
     }
@@ -179,6 +180,26 @@ def test_remaining_staff_pages_pass_axe_and_work_on_a_phone(
     page.get_by_role("button", name="Reopen").click()
     expect(page.locator(".govuk-error-message")).to_contain_text("Give a reason for reopening")
     check_page(page, "28-reopen-errors")
+
+    # The target date as a GOV.UK date input: an impossible date is refused, with the day marked.
+    page.goto(f"{base}/recommendations/{later_rec.pk}/target-date/")
+    dates = page.get_by_role("group", name="Target date")
+    dates.get_by_label("Day").fill("31")
+    dates.get_by_label("Month").fill("2")
+    dates.get_by_label("Year").fill("2027")
+    page.get_by_role("button", name="Change target date").click()
+    expect(page.locator(".govuk-error-summary")).to_contain_text("Target date must be a real date")
+    expect(page.locator("#id_target_date-day")).to_have_class(re.compile("govuk-input--error"))
+    check_page(page, "25b-change-target-date-errors")
+    page.locator(".govuk-error-summary").get_by_role("link").click()
+    expect(page.locator("#id_target_date-day")).to_be_focused()
+    dates.get_by_label("Day").fill("28")
+    page.get_by_role("button", name="Change target date").click()
+    expect(page.locator(".govuk-notification-banner--success")).to_contain_text(
+        "The target date is now 28 February 2027."
+    )
+    later_rec.refresh_from_db()
+    assert str(later_rec.target_date) == "2027-02-28"
 
     # On a phone: nothing wider than the screen.
     page.set_viewport_size({"width": 375, "height": 800})
