@@ -1,21 +1,39 @@
-"""The governance lead's admin. Every status change here goes through ``tracker.workflow``."""
+"""The governance lead's admin. Every status change here goes through ``tracker.workflow``.
+
+Isolation: everyone works inside their own organisation. Every admin here is a ``TenantAdmin``: its
+rows are those ``tracker.permissions`` lets the signed-in person see (another organisation's object is
+404), list filters may use only the lookups declared on the page, list-filter and form choices are
+built on the same scoped querysets, and history is read-only (django-simple-history's Revert is off:
+it would write past the workflow). Shared configuration (themes, roles, the reminder schedule) is the
+platform operator's: a superuser who belongs to no organisation. A superuser who does belong to an
+organisation is treated as a member of it, with the powers of their role and nothing across tenants.
+"""
 
 from __future__ import annotations
 
+import django_celery_beat.admin  # noqa: F401  (registers the schedule admins, re-registered below)
 from axes.utils import reset as axes_reset
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
+from django.contrib.admin.utils import get_fields_from_path, unquote
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.models import Group, Permission
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import Count, Q
+from django.db.models import Count, Q, QuerySet
+from django.http import Http404
+from django.template.response import TemplateResponse
 from django.utils import timezone
+from django.utils.text import capfirst
+from django_celery_beat.models import ClockedSchedule, CrontabSchedule, IntervalSchedule, PeriodicTask, SolarSchedule
 from rest_framework.authtoken.models import TokenProxy
 from simple_history.admin import SimpleHistoryAdmin
 
-from tracker import accounts, workflow
+from tracker import accounts, policy, workflow
 from tracker.models import (
+    MAX_REVIEW_INTERVAL_DAYS,
     AccessLog,
     Evidence,
     Finding,
@@ -29,6 +47,17 @@ from tracker.models import (
     Theme,
     User,
 )
+from tracker.permissions import (
+    Action,
+    eligible_owners,
+    is_governance_lead,
+    visible_evidence,
+    visible_findings,
+    visible_inspections,
+    visible_organisations,
+    visible_recommendations,
+    visible_reminders,
+)
 
 admin.site.site_header = "Safeguarding Recommendation Tracker"
 # A token's key is a password: nobody should read one in the admin. Tokens are issued by command.
@@ -38,28 +67,190 @@ admin.site.site_title = "Recommendation Tracker admin"
 admin.site.index_title = "Improvement plan administration"
 
 
-class ScopedAdmin(SimpleHistoryAdmin):
-    """Confines staff to their own organisation; nothing is deleted (records are closed or superseded)."""
+def is_operator(user: User) -> bool:
+    """The platform operator: a superuser who belongs to no organisation. The only one who sees across
+    organisations, and the only one who changes what organisations share."""
+    return bool(user.is_active and user.is_superuser and user.organisation_id is None)
 
-    organisation_path: str | None = None
+
+# Models every organisation shares: offered in choices as they are; changed only by the operator.
+_SHARED_MODELS = (Theme, Group, Permission)
+
+
+def _same_organisation_users(user: User) -> QuerySet[User]:
+    if user.organisation_id is None:
+        return User.objects.none()
+    return User.objects.filter(organisation_id=user.organisation_id)
+
+
+def _rows_of(model: type, user: User) -> QuerySet | None:
+    """What ``user`` may see of ``model``, from ``tracker.permissions``; None for shared models."""
+    recommendations = visible_recommendations(user)
+    rules = {
+        Organisation: lambda: visible_organisations(user),
+        User: lambda: _same_organisation_users(user),
+        Inspection: lambda: visible_inspections(user),
+        Finding: lambda: visible_findings(user),
+        Recommendation: lambda: recommendations,
+        Evidence: lambda: visible_evidence(user),
+        ProgressUpdate: lambda: ProgressUpdate.objects.filter(recommendation__in=recommendations),
+        RecommendationEvent: lambda: RecommendationEvent.objects.filter(recommendation__in=recommendations),
+        Reminder: lambda: visible_reminders(user),
+        AccessLog: lambda: AccessLog.objects.filter(user__in=_same_organisation_users(user)),
+        Judgement: lambda: Judgement.objects.filter(inspection__in=visible_inspections(user)),
+    }
+    if model in _SHARED_MODELS:
+        return None
+    if model not in rules:
+        return model._default_manager.none()  # a model nobody thought about: nothing, not everything
+    return rules[model]()
+
+
+def scoped(request, queryset: QuerySet) -> QuerySet:
+    """``queryset`` cut down to what the signed-in person may see (everything for the operator)."""
+    if is_operator(request.user):
+        return queryset
+    rows = _rows_of(queryset.model, request.user)
+    if rows is None:
+        return queryset
+    return queryset.filter(pk__in=rows.values("pk"))
+
+
+# The lookups a list filter may put in the query string, beside its field path. Anything else (say
+# ``auth_token__key__startswith`` or ``password__startswith``) is refused: it would be an oracle.
+_FILTER_SUFFIXES = ("exact", "isnull", "id__exact", "gte", "lt", "isempty")
+_DATE_PARTS = ("year", "month", "day")
+
+
+def _only_related(model: type, entry):
+    """A relational list filter offers only the related rows that appear in the scoped list."""
+    if isinstance(entry, str) and get_fields_from_path(model, entry)[-1].is_relation:
+        return (entry, admin.RelatedOnlyFieldListFilter)
+    return entry
+
+
+class TenantAdminMixin:
+    """Confines every door of a ModelAdmin to the signed-in person's organisation (see the module)."""
 
     def get_queryset(self, request):
-        qs = super().get_queryset(request)
-        if request.user.is_superuser or self.organisation_path is None:
-            return qs
-        return qs.filter(**{self.organisation_path: request.user.organisation_id})
+        return scoped(request, super().get_queryset(request))
+
+    def get_list_filter(self, request):
+        return [_only_related(self.model, entry) for entry in super().get_list_filter(request)]
+
+    def lookup_allowed(self, lookup, value, request) -> bool:
+        allowed: set[str] = set()
+        for entry in self.get_list_filter(request):
+            if isinstance(entry, type) and issubclass(entry, admin.SimpleListFilter):
+                allowed.add(entry.parameter_name)
+                continue
+            path = entry[0] if isinstance(entry, (tuple, list)) else entry
+            allowed |= {path, *(f"{path}__{suffix}" for suffix in _FILTER_SUFFIXES)}
+        if self.date_hierarchy:
+            allowed |= {f"{self.date_hierarchy}__{part}" for part in _DATE_PARTS}
+        return lookup in allowed
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        field = super().formfield_for_foreignkey(db_field, request, **kwargs)
+        if field is not None and hasattr(field, "queryset"):
+            field.queryset = _choices(request, field.queryset)
+        return field
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        field = super().formfield_for_manytomany(db_field, request, **kwargs)
+        if field is not None and hasattr(field, "queryset"):
+            field.queryset = _choices(request, field.queryset)
+        return field
+
+    def _get_obj_does_not_exist_redirect(self, request, opts, object_id):
+        # Another organisation's object, or none at all: the same plain 404 either way.
+        raise Http404(f"No {opts.verbose_name} with that id.")
+
+    def changelist_view(self, request, extra_context=None):
+        if request.method == "POST" and not self.get_actions(request):
+            raise PermissionDenied  # nothing here that this person may do
+        return super().changelist_view(request, extra_context)
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        # A POST that comes back as the form (with errors) saved nothing: undo any write made on the
+        # way (RecommendationAdmin does its one real run of the workflow while validating).
+        if request.method == "POST":
+            transaction.set_rollback(True)
+        return super().render_change_form(request, context, add=add, change=change, form_url=form_url, obj=obj)
+
+    # History: read-only, and only of what this person can see.
+
+    def history_view(self, request, object_id, extra_context=None):
+        obj = self.get_object(request, unquote(object_id))
+        if obj is None:
+            raise Http404("No such record.")
+        if not self.has_view_or_change_permission(request, obj):
+            raise PermissionDenied
+        if not hasattr(self.model._meta, "simple_history_manager_attribute"):
+            # Append-only logs (timeline, access log, reminders) have no field history of their own.
+            return admin.ModelAdmin.history_view(self, request, object_id, extra_context)
+        return super().history_view(request, object_id, extra_context)
+
+    def history_form_view(self, request, object_id, version_id, extra_context=None):
+        """One past version, to read. Revert is off for everyone: it would write an old version back past
+        the workflow's guards and the organisation's bounds, so nothing is ever posted here."""
+        obj = self.get_object(request, unquote(object_id))
+        kept = hasattr(self.model._meta, "simple_history_manager_attribute")
+        if obj is None or not kept or not str(version_id).isdigit():
+            raise Http404("No such record.")
+        if not self.has_view_or_change_permission(request, obj):
+            raise PermissionDenied
+        if request.method not in ("GET", "HEAD"):
+            raise PermissionDenied("Past versions cannot be restored here.")
+        history = getattr(self.model, self.model._meta.simple_history_manager_attribute)
+        record = history.filter(**{self.model._meta.pk.attname: obj.pk, "history_id": version_id}).first()
+        if record is None:
+            raise Http404("No such version.")
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"{obj} as it was on {timezone.localtime(record.history_date):%d %B %Y %H:%M}",
+            "opts": self.model._meta,
+            "object": obj,
+            "record": record,
+            "rows": self._version_rows(request, record),
+            **(extra_context or {}),
+        }
+        return TemplateResponse(request, "admin/tracker/history_version.html", context)
+
+    def _version_rows(self, request, record) -> list[tuple[str, object]]:
+        rows = []
+        for field in self.model._meta.concrete_fields:
+            if not hasattr(record, field.attname):
+                continue  # not kept in history (a password, say)
+            value = getattr(record, field.attname)
+            if field.choices:
+                value = dict(field.flatchoices).get(value, value)
+            elif field.is_relation and value is not None:
+                # Named only if this person may see it now; otherwise just its number.
+                related = scoped(request, field.related_model._default_manager.filter(pk=value)).first()
+                value = related if related is not None else f"#{value}"
+            rows.append((capfirst(field.verbose_name), value))
+        return rows
+
+    def revert_disabled(self, request, obj=None) -> bool:
+        return True
+
+
+def _choices(request, queryset: QuerySet) -> QuerySet:
+    """Choices in admin forms: only the signed-in person's organisation's rows (shared models as is)."""
+    if queryset.model is User and not is_operator(request.user):
+        return queryset.filter(pk__in=_same_organisation_users(request.user).filter(is_active=True).values("pk"))
+    return scoped(request, queryset)
+
+
+class TenantAdmin(TenantAdminMixin, SimpleHistoryAdmin):
+    """Nothing is deleted (records are closed or superseded)."""
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
 
-    def history_view(self, request, object_id, extra_context=None):
-        # Append-only logs (timeline, access log) have no field history of their own.
-        if not hasattr(self.model._meta, "simple_history_manager_attribute"):
-            return admin.ModelAdmin.history_view(self, request, object_id, extra_context)
-        return super().history_view(request, object_id, extra_context)
 
-
-class ReadOnlyAdmin(ScopedAdmin):
+class ReadOnlyAdmin(TenantAdmin):
     """Records written only by the workflow: visible, never edited by hand."""
 
     def has_add_permission(self, request, obj=None) -> bool:
@@ -69,33 +260,48 @@ class ReadOnlyAdmin(ScopedAdmin):
         return False
 
 
-def _scope_choices(request, queryset):
-    if request.user.is_superuser:
-        return queryset
-    model = queryset.model
-    if model is User:
-        return queryset.filter(organisation_id=request.user.organisation_id, is_active=True)
-    if model is Recommendation:
-        return queryset.for_organisation(request.user.organisation_id)
-    if model is Inspection or model is Organisation:
-        field = "organisation_id" if model is Inspection else "pk"
-        return queryset.filter(**{field: request.user.organisation_id})
-    if model is Finding:
-        return queryset.filter(inspection__organisation_id=request.user.organisation_id)
-    return queryset
+class OperatorChangesOnly:
+    """Shared configuration: those with the view permission may look; only the operator changes it."""
+
+    def has_add_permission(self, request, *args) -> bool:
+        return is_operator(request.user)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return is_operator(request.user)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return is_operator(request.user)
 
 
-class ScopedChoicesMixin:
-    def formfield_for_foreignkey(self, db_field, request, **kwargs):
-        field = super().formfield_for_foreignkey(db_field, request, **kwargs)
-        if field is not None and hasattr(field, "queryset"):
-            field.queryset = _scope_choices(request, field.queryset)
-        return field
+class OperatorOnly(OperatorChangesOnly):
+    """Platform machinery (the reminder schedule): the operator's alone, invisible to everyone else."""
+
+    def has_module_permission(self, request) -> bool:
+        return is_operator(request.user)
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return is_operator(request.user)
+
+
+def _reregister(model: type, mixin: type) -> None:
+    current = type(admin.site.get_model_admin(model))
+    admin.site.unregister(model)
+    admin.site.register(model, type(current.__name__, (mixin, current), {"__module__": __name__}))
+
+
+# Disabling a periodic task turned reminders off for every organisation: the schedule is the operator's.
+for _model in (PeriodicTask, CrontabSchedule, IntervalSchedule, ClockedSchedule, SolarSchedule):
+    if admin.site.is_registered(_model):
+        _reregister(_model, OperatorOnly)
+# Roles are shared by every organisation: leads give people roles, only the operator changes a role.
+if admin.site.is_registered(Group):
+    _reregister(Group, OperatorChangesOnly)
 
 
 @admin.register(Organisation)
-class OrganisationAdmin(ScopedAdmin):
-    organisation_path = "pk"
+class OrganisationAdmin(OperatorChangesOnly, TenantAdmin):
+    """Leads see their own organisation; naming, slugs and new organisations are the operator's."""
+
     list_display = ["name", "kind", "slug"]
     list_filter = ["kind"]
     search_fields = ["name", "slug"]
@@ -103,7 +309,7 @@ class OrganisationAdmin(ScopedAdmin):
 
 
 @admin.register(User)
-class UserAdmin(ScopedChoicesMixin, DjangoUserAdmin, SimpleHistoryAdmin):
+class UserAdmin(TenantAdminMixin, DjangoUserAdmin, SimpleHistoryAdmin):
     list_display = ["username", "first_name", "last_name", "email", "organisation", "role_names", "is_active"]
     list_filter = ["organisation", "groups", "is_active", "is_staff"]
     search_fields = ["username", "first_name", "last_name", "email"]
@@ -121,14 +327,29 @@ class UserAdmin(ScopedChoicesMixin, DjangoUserAdmin, SimpleHistoryAdmin):
         return ", ".join(group.name for group in obj.groups.all())
 
     def get_queryset(self, request):
-        qs = super().get_queryset(request).prefetch_related("groups")
-        return qs if request.user.is_superuser else qs.filter(organisation_id=request.user.organisation_id)
+        return super().get_queryset(request).prefetch_related("groups")
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None and not is_operator(request.user):
+            # A lead adds people to their own organisation only (set in save_model).
+            fieldsets = [
+                (name, {**options, "fields": [f for f in options["fields"] if f != "organisation"]})
+                for name, options in fieldsets
+            ]
+        return fieldsets
 
     def get_readonly_fields(self, request, obj=None):
-        # Only a platform superuser may grant superuser or raw permissions; leads manage roles.
-        if request.user.is_superuser:
+        # Only the operator grants superuser or raw permissions, or moves people between organisations.
+        if is_operator(request.user):
             return ["last_login", "date_joined"]
-        return ["is_superuser", "user_permissions", "last_login", "date_joined"]
+        return ["organisation", "is_superuser", "user_permissions", "last_login", "date_joined"]
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        # A superuser's account (and password) is the operator's to change, even inside the organisation.
+        if obj is not None and obj.is_superuser and not is_operator(request.user):
+            return False
+        return super().has_change_permission(request, obj)
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False  # deactivate instead: history and ownership must keep pointing at the person
@@ -150,10 +371,14 @@ class UserAdmin(ScopedChoicesMixin, DjangoUserAdmin, SimpleHistoryAdmin):
     )
     def deactivate(self, request, queryset) -> None:
         users = list(queryset.exclude(pk=request.user.pk))
+        if not is_operator(request.user):
+            users = [user for user in users if not user.is_superuser]
         ended = sum(accounts.deactivate_user(user, by=request.user) for user in users)
         self.message_user(request, f"{len(users)} user(s) deactivated; {ended} session(s) ended.")
 
     def save_model(self, request, obj, form, change) -> None:
+        if not change and not is_operator(request.user):
+            obj.organisation_id = request.user.organisation_id
         deactivating = change and "is_active" in form.changed_data and not obj.is_active
         super().save_model(request, obj, form, change)
         if deactivating:
@@ -165,18 +390,20 @@ class UserAdmin(ScopedChoicesMixin, DjangoUserAdmin, SimpleHistoryAdmin):
 
 
 @admin.register(Theme)
-class ThemeAdmin(ScopedAdmin):
+class ThemeAdmin(OperatorChangesOnly, TenantAdmin):
+    """Themes are shared by every organisation's dashboard: leads read them, the operator names them."""
+
     list_display = ["name", "slug", "finding_count"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
 
     def get_queryset(self, request):
-        # Themes are shared between organisations; the count is of this organisation's findings only,
-        # and comes with the list rather than as one query per row.
+        # The count is of this organisation's findings only, and comes with the list rather than as
+        # one query per row.
         qs = super().get_queryset(request)
-        if request.user.is_superuser:
+        if is_operator(request.user):
             return qs.annotate(finding_total=Count("findings", distinct=True))
-        mine = Q(findings__inspection__organisation_id=request.user.organisation_id)
+        mine = Q(findings__in=visible_findings(request.user))
         return qs.annotate(finding_total=Count("findings", filter=mine, distinct=True))
 
     @admin.display(description="Findings", ordering="finding_total")
@@ -199,8 +426,7 @@ class FindingInline(admin.TabularInline):
 
 
 @admin.register(Inspection)
-class InspectionAdmin(ScopedChoicesMixin, ScopedAdmin):
-    organisation_path = "organisation_id"
+class InspectionAdmin(TenantAdmin):
     list_display = ["title", "organisation", "inspectorate", "published_text", "published", "tracked"]
     list_filter = ["inspectorate", "organisation", "tracked"]
     search_fields = ["title", "programme", "slug"]
@@ -218,8 +444,7 @@ class InspectionAdmin(ScopedChoicesMixin, ScopedAdmin):
 
 
 @admin.register(Finding)
-class FindingAdmin(ScopedChoicesMixin, ScopedAdmin):
-    organisation_path = "inspection__organisation_id"
+class FindingAdmin(TenantAdmin):
     list_display = ["reference", "title", "kind", "inspection"]
     list_filter = ["inspection", "kind", "themes"]
     search_fields = ["reference", "title", "summary", "quote"]
@@ -232,14 +457,15 @@ class OverdueFilter(admin.SimpleListFilter):
     parameter_name = "review"
 
     def lookups(self, request, model_admin):
-        return [("overdue", "Overdue"), ("due_soon", "Due within 7 days"), ("not_overdue", "Not overdue")]
+        soon = f"Due within {settings.REMINDER_LEAD_DAYS} days"
+        return [("overdue", "Overdue"), ("due_soon", soon), ("not_overdue", "Not overdue")]
 
     def queryset(self, request, queryset):
         today = timezone.localdate()
         if self.value() == "overdue":
             return queryset.overdue(today)
         if self.value() == "due_soon":
-            return queryset.due_for_review(today, 7).exclude(next_review_due__lt=today)
+            return queryset.due_soon(today)
         if self.value() == "not_overdue":
             return queryset.exclude(pk__in=queryset.overdue(today).values("pk"))
         return queryset
@@ -280,18 +506,38 @@ class EventInline(admin.TabularInline):
         return False
 
 
-WORKFLOW_ACTIONS = [
-    ("", "No status change"),
-    ("submit", "Submit for assurance"),
-    ("close", "Accept and close (assurance reviewer, not the owner)"),
-    ("reject", "Reject at assurance (reason needed)"),
-    ("reopen", "Reopen (reason needed)"),
-    ("supersede", "Supersede by another recommendation (reason needed)"),
-]
+# The status changes the change form can make: form value -> (label, the policy action it needs).
+TRANSITIONS = {
+    "submit": ("Submit for assurance", Action.SUBMIT),
+    "close": ("Accept and close (by someone who did not do the work)", Action.CLOSE),
+    "reject": ("Return to the owner: reject at assurance (reason needed)", Action.RETURN),
+    "reopen": ("Reopen (reason needed)", Action.REOPEN),
+    "supersede": ("Supersede by another recommendation (reason needed)", Action.SUPERSEDE),
+}
+# The form's fields and the action that must be allowed for each to be editable.
+FIELD_ACTIONS = {
+    "title": Action.EDIT,
+    "outcome_measure": Action.EDIT,
+    "owner": Action.REASSIGN,
+    "target_date": Action.CHANGE_TARGET_DATE,
+    "remove_target_date": Action.CHANGE_TARGET_DATE,
+    "review_interval_days": Action.CHANGE_REVIEW_INTERVAL,
+}
+_NEEDS_REASON = (Action.REASSIGN, Action.CHANGE_TARGET_DATE, Action.CHANGE_REVIEW_INTERVAL)
+NO_EMPTY_TARGET_DATE = (
+    "An empty box does not remove the target date. To take it away, tick “Remove the target date” and give a reason."
+)
 
 
 class RecommendationAdminForm(forms.ModelForm):
-    workflow_action = forms.ChoiceField(choices=WORKFLOW_ACTIONS, required=False, label="Status change")
+    remove_target_date = forms.BooleanField(
+        required=False, label="Remove the target date", help_text="Takes the agreed date away; give a reason."
+    )
+    workflow_action = forms.ChoiceField(
+        choices=[("", "No status change"), *((key, label) for key, (label, _action) in TRANSITIONS.items())],
+        required=False,
+        label="Status change",
+    )
     replacement = forms.ModelChoiceField(
         queryset=Recommendation.objects.none(),
         required=False,
@@ -300,50 +546,88 @@ class RecommendationAdminForm(forms.ModelForm):
     reason = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 3}),
         required=False,
-        help_text="Needed to reject, reopen, supersede or move a target date. It is recorded in the timeline.",
+        help_text="Needed to return, reopen, supersede, or move or remove a target date. It is recorded in the timeline.",
     )
-    loaded_version = forms.IntegerField(widget=forms.HiddenInput, required=False)
+    loaded_version = forms.IntegerField(widget=forms.HiddenInput)
 
     class Meta:
         model = Recommendation
         fields = ["title", "outcome_measure", "owner", "target_date", "review_interval_days"]
 
-    request = None  # set by the admin
+    # Set by RecommendationAdmin.get_form: who is asking, and what policy lets them do to this one now.
+    request = None
+    decisions: dict = {}
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        if self.instance.pk:
-            self.fields["loaded_version"].initial = self.instance.version
+        rec = self.instance
+        self.fields["loaded_version"].initial = rec.version
+        if "workflow_action" in self.fields:
+            # Offered: only what policy allows now. Anything else posted is refused with policy's reason.
+            allowed = [(key, label) for key, (label, action) in TRANSITIONS.items() if self.decisions[action]]
+            self.fields["workflow_action"].widget.choices = [("", "No status change"), *allowed]
+        if "owner" in self.fields:
+            # The current owner stays selectable even if no longer eligible, so other edits still save.
+            mine = Q(pk__in=eligible_owners(rec.organisation_id).values("pk")) | Q(pk=rec.owner_id)
+            self.fields["owner"].queryset = User.objects.filter(mine).order_by("last_name", "first_name", "username")
+        if "replacement" in self.fields:
             self.fields["replacement"].queryset = (
-                _scope_choices(self.request, Recommendation.objects.with_related())
-                .exclude(pk=self.instance.pk)
+                visible_recommendations(self.request.user)
+                .with_related()
+                .exclude(pk=rec.pk)
                 .exclude(status=Recommendation.Status.SUPERSEDED)
             )
 
+    def clean_workflow_action(self) -> str:
+        value = self.cleaned_data.get("workflow_action") or ""
+        if value:
+            decision = self.decisions[TRANSITIONS[value][1]]
+            if not decision:
+                raise ValidationError(decision.reason)
+        return value
+
     def clean(self):
         data = super().clean()
-        if self.instance.pk and not self.errors:
-            # Run the whole change for real inside a savepoint that is always rolled back: the
-            # workflow's own guards decide, and their messages become form errors.
-            try:
-                with transaction.atomic():
-                    apply_admin_changes(self.instance.pk, self.request.user, data)
-                    transaction.set_rollback(True)
-            except (workflow.WorkflowError, PermissionDenied) as exc:
-                raise ValidationError(str(exc)) from exc
+        if self.errors:
+            return data
+        if "target_date" in self.fields and not data.get("remove_target_date") and data.get("target_date") is None:
+            if self.instance.target_date is not None:
+                raise ValidationError({"target_date": NO_EMPTY_TARGET_DATE})
+        # The one real run: the workflow's own guards decide on the locked row, and their refusals
+        # become form errors. Nothing stays on error: a form shown again after a POST rolls back the
+        # whole request, changes made before the refusal included (TenantAdminMixin.render_change_form).
+        try:
+            apply_admin_changes(self.instance.pk, self.request.user, data, fields=set(self.fields))
+        except (workflow.WorkflowError, PermissionDenied) as exc:
+            raise ValidationError(str(exc)) from exc
         return data
 
 
-def apply_admin_changes(pk: int, by: User, data: dict) -> None:
+def apply_admin_changes(pk: int, by: User, data: dict, fields: set[str]) -> None:
+    """Make the changes the form asks for, each through its workflow function, only where one changed."""
     rec = Recommendation.objects.with_related().get(pk=pk)
-    version = data.get("loaded_version")
+    if rec.version != data["loaded_version"]:
+        raise workflow.StaleRecommendation(
+            "This recommendation was changed by someone else while you were working on it. "
+            "Nothing was saved; reload the page to see the latest version and try again."
+        )
     reason = data.get("reason") or ""
-    rec = workflow.edit_details(
-        rec, by=by, title=data["title"], outcome_measure=data["outcome_measure"], expected_version=version
-    )
-    rec = workflow.assign_owner(rec, by=by, owner=data["owner"], reason=reason)
-    rec = workflow.change_target_date(rec, by=by, target_date=data["target_date"], reason=reason)
-    rec = workflow.change_review_interval(rec, by=by, days=data["review_interval_days"], reason=reason)
+
+    def changed(name: str) -> bool:
+        return name in fields and data.get(name) != getattr(rec, name)
+
+    if changed("title") or changed("outcome_measure"):
+        rec = workflow.edit_details(rec, by=by, title=data["title"], outcome_measure=data["outcome_measure"])
+    if changed("owner"):
+        rec = workflow.assign_owner(rec, by=by, owner=data["owner"], reason=reason)
+    if data.get("remove_target_date"):
+        if data.get("target_date") not in (None, rec.target_date):
+            raise workflow.InvalidInput("Either remove the target date or enter a new one, not both.")
+        rec = workflow.remove_target_date(rec, by=by, reason=reason)
+    elif changed("target_date"):
+        rec = workflow.change_target_date(rec, by=by, target_date=data["target_date"], reason=reason)
+    if changed("review_interval_days"):
+        rec = workflow.change_review_interval(rec, by=by, days=data["review_interval_days"], reason=reason)
     action = data.get("workflow_action")
     if action == "submit":
         workflow.submit_for_assurance(rec, by=by)
@@ -355,18 +639,51 @@ def apply_admin_changes(pk: int, by: User, data: dict) -> None:
         workflow.reopen(rec, by=by, reason=reason)
     elif action == "supersede":
         if data.get("replacement") is None:
-            raise workflow.WorkflowError("Choose the recommendation that replaces this one.")
+            raise workflow.InvalidInput("Choose the recommendation that replaces this one.")
         workflow.supersede(rec, by=by, replacement=data["replacement"], reason=reason)
 
 
+class RecommendationAddForm(forms.ModelForm):
+    """A new recommendation for one of the organisation's findings, created once, while validating."""
+
+    class Meta:
+        model = Recommendation
+        fields = ["finding", "title", "outcome_measure", "review_interval_days"]
+
+    request = None
+
+    def clean(self):
+        data = super().clean()
+        if self.errors:
+            return data
+        try:
+            created = workflow.create_recommendation(
+                data["finding"],
+                by=self.request.user,
+                interval_days=data["review_interval_days"],
+                title=data["title"],
+                outcome_measure=data["outcome_measure"],
+                reason="Created in the admin",
+            )
+        except (workflow.WorkflowError, PermissionDenied) as exc:
+            raise ValidationError(str(exc)) from exc
+        self.instance = created  # so the model checks that follow see the saved row, not a duplicate
+        return data
+
+
 class RecommendationActionForm(ActionForm):
-    owner = forms.ModelChoiceField(queryset=User.objects.filter(is_active=True), required=False, label="Owner")
-    interval_days = forms.IntegerField(min_value=1, required=False, label="Review interval (days)")
+    # Plain values: the owner's choices are filled per request (RecommendationAdmin.changelist_view),
+    # and each action looks its value up again among what the lead may use, with its own message.
+    owner = forms.CharField(required=False, label="Owner", widget=forms.Select)
+    interval_days = forms.CharField(
+        required=False,
+        label="Review interval (days)",
+        widget=forms.NumberInput(attrs={"min": 1, "max": MAX_REVIEW_INTERVAL_DAYS}),
+    )
 
 
 @admin.register(Recommendation)
-class RecommendationAdmin(ScopedChoicesMixin, ScopedAdmin):
-    organisation_path = "finding__inspection__organisation_id"
+class RecommendationAdmin(TenantAdmin):
     form = RecommendationAdminForm
     action_form = RecommendationActionForm
     list_display = [
@@ -403,15 +720,6 @@ class RecommendationAdmin(ScopedChoicesMixin, ScopedAdmin):
         "created_at",
         "updated_at",
     ]
-    fieldsets = [
-        (None, {"fields": ["finding_summary", "title", "outcome_measure"]}),
-        ("Ownership and dates", {"fields": ["owner", "target_date", "review_interval_days", "next_review_due"]}),
-        (
-            "Status",
-            {"fields": ["status", "superseded_by", "workflow_action", "replacement", "reason", "loaded_version"]},
-        ),
-        ("Record", {"fields": ["version", "created_at", "updated_at"], "classes": ["collapse"]}),
-    ]
 
     @admin.display(description="Ref", ordering="finding__reference")
     def reference(self, obj: Recommendation) -> str:
@@ -430,47 +738,99 @@ class RecommendationAdmin(ScopedChoicesMixin, ScopedAdmin):
         finding = obj.finding
         return f"{finding.reference} ({finding.get_kind_display()}): {finding.summary} “{finding.quote}” — {finding.provenance}"
 
-    def get_form(self, request, obj=None, change=False, **kwargs):
+    def _decisions(self, request, obj: Recommendation) -> dict:
+        """``policy.decisions`` for this person and recommendation, once per request."""
+        cache = request.__dict__.setdefault("_tracker_decisions", {})
+        if obj.pk not in cache:
+            cache[obj.pk] = policy.decisions(request.user, obj)
+        return cache[obj.pk]
+
+    def _editable(self, request, obj: Recommendation) -> set[str]:
+        """The change form's fields this person may use on this recommendation now."""
+        if not super().has_change_permission(request, obj):
+            return set()
+        allowed = self._decisions(request, obj)
+        fields = {name for name, action in FIELD_ACTIONS.items() if allowed[action]}
+        if obj.target_date is None:
+            fields.discard("remove_target_date")
+        transitions = [key for key, (_label, action) in TRANSITIONS.items() if allowed[action]]
+        if transitions:
+            fields.add("workflow_action")
+        if "supersede" in transitions:
+            fields.add("replacement")
+        if transitions or any(allowed[action] for action in _NEEDS_REASON):
+            fields.add("reason")
+        if fields:
+            fields.add("loaded_version")
+        return fields
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        # A recommendation on which policy allows this person nothing (superseded, say) is view-only.
         if obj is None:
-            kwargs["fields"] = ["finding", "title", "outcome_measure", "review_interval_days"]
-            form = forms.modelform_factory(Recommendation, fields=kwargs["fields"])
-            form.base_fields["finding"].queryset = _scope_choices(
-                request, Finding.objects.filter(recommendation__isnull=True)
-            )
-            return form
-        form = super().get_form(request, obj, change=change, **kwargs)
-        return type(form.__name__, (form,), {"request": request})
+            return super().has_change_permission(request, obj)
+        return bool(self._editable(request, obj))
 
     def get_fieldsets(self, request, obj=None):
         if obj is None:
             return [(None, {"fields": ["finding", "title", "outcome_measure", "review_interval_days"]})]
-        return self.fieldsets
+        editable = self._editable(request, obj)
+        dates = ["owner", "target_date", "remove_target_date", "review_interval_days", "next_review_due"]
+        status = ["status", "superseded_by", "workflow_action", "replacement", "reason", "loaded_version"]
+        declared = set(RecommendationAdminForm.declared_fields)
+        return [
+            (None, {"fields": ["finding_summary", "title", "outcome_measure"]}),
+            ("Ownership and dates", {"fields": [f for f in dates if f not in declared or f in editable]}),
+            ("Status", {"fields": [f for f in status if f not in declared or f in editable]}),
+            ("Record", {"fields": ["version", "created_at", "updated_at"], "classes": ["collapse"]}),
+        ]
 
     def get_readonly_fields(self, request, obj=None):
-        return [] if obj is None else self.readonly_fields
+        if obj is None:
+            return []
+        editable = self._editable(request, obj)
+        refused = [name for name in FIELD_ACTIONS if name not in editable and name != "remove_target_date"]
+        return [*self.readonly_fields, *refused]
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        if obj is None:
+            form = super().get_form(request, obj, change=change, form=RecommendationAddForm, **kwargs)
+            form = type(form.__name__, (form,), {"request": request})
+            finding = form.base_fields["finding"]
+            finding.queryset = scoped(request, Finding.objects.filter(recommendation__isnull=True))
+            return form
+        form = super().get_form(request, obj, change=change, **kwargs)
+        return type(form.__name__, (form,), {"request": request, "decisions": self._decisions(request, obj)})
 
     def get_inlines(self, request, obj):
         return self.inlines if obj else []
 
     def save_model(self, request, obj, form, change) -> None:
+        # The work was done, once, by the form's clean() through the workflow (which saved and recorded
+        # it); saving the form's copy of the row here would write past the workflow.
         if not change:
-            created = workflow.create_recommendation(
-                form.cleaned_data["finding"],
-                by=request.user,
-                interval_days=form.cleaned_data["review_interval_days"],
-                title=form.cleaned_data["title"],
-                outcome_measure=form.cleaned_data["outcome_measure"],
-                reason="Created in the admin",
-            )
-            obj.pk = created.pk
-            return
-        apply_admin_changes(obj.pk, request.user, form.cleaned_data)
+            obj.pk = form.instance.pk
 
-    @admin.action(description="Assign the chosen owner to the selected recommendations")
+    def save_related(self, request, form, formsets, change) -> None:
+        # The inlines are read-only views of the timeline, updates and evidence: nothing of theirs is saved.
+        for formset in formsets:
+            formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+
+    def changelist_view(self, request, extra_context=None):
+        response = super().changelist_view(request, extra_context)
+        action_form = getattr(response, "context_data", {}).get("action_form")
+        if action_form is not None:
+            owners = eligible_owners(request.user.organisation_id)
+            action_form.fields["owner"].widget.choices = [("", "---------"), *((u.pk, str(u)) for u in owners)]
+        return response
+
+    @admin.action(description="Assign the chosen owner to the selected recommendations", permissions=["change"])
     def assign_owner(self, request, queryset) -> None:
-        owner = RecommendationActionForm(request.POST).fields["owner"].clean(request.POST.get("owner") or None)
+        chosen = request.POST.get("owner") or ""
+        owner = eligible_owners(request.user.organisation_id).filter(pk=chosen).first() if chosen.isdigit() else None
         if owner is None:
-            self.message_user(request, "Choose an owner in the box beside the action first.", messages.ERROR)
+            self.message_user(
+                request, "Choose an owner from your organisation in the box beside the action first.", messages.ERROR
+            )
             return
         self._bulk(
             request,
@@ -478,17 +838,15 @@ class RecommendationAdmin(ScopedChoicesMixin, ScopedAdmin):
             lambda rec: workflow.assign_owner(rec, by=request.user, owner=owner, reason="Bulk assignment"),
         )
 
-    @admin.action(description="Set the chosen review interval on the selected recommendations")
+    @admin.action(description="Set the chosen review interval on the selected recommendations", permissions=["change"])
     def set_review_interval(self, request, queryset) -> None:
-        try:
-            days = (
-                RecommendationActionForm(request.POST).fields["interval_days"].clean(request.POST.get("interval_days"))
-            )
-        except ValidationError:
-            days = None
-        if not days:
+        raw = (request.POST.get("interval_days") or "").strip()
+        days = int(raw) if raw.isdigit() else 0
+        if not 1 <= days <= MAX_REVIEW_INTERVAL_DAYS:
             self.message_user(
-                request, "Enter a review interval of at least one day beside the action first.", messages.ERROR
+                request,
+                f"Enter a review interval from 1 to {MAX_REVIEW_INTERVAL_DAYS} days beside the action first.",
+                messages.ERROR,
             )
             return
         self._bulk(
@@ -498,6 +856,7 @@ class RecommendationAdmin(ScopedChoicesMixin, ScopedAdmin):
         )
 
     def _bulk(self, request, queryset, change) -> None:
+        """Each row through the workflow on its own: one refusal does not stop the others, and is shown."""
         done, refused = 0, []
         for rec in queryset.with_related():
             try:
@@ -513,7 +872,6 @@ class RecommendationAdmin(ScopedChoicesMixin, ScopedAdmin):
 
 @admin.register(ProgressUpdate)
 class ProgressUpdateAdmin(ReadOnlyAdmin):
-    organisation_path = "recommendation__finding__inspection__organisation_id"
     list_display = ["recommendation", "author", "created_at", "rag", "review_completed"]
     list_filter = ["rag", "review_completed", "recommendation__finding__inspection"]
     search_fields = ["narrative", "recommendation__finding__reference"]
@@ -526,7 +884,6 @@ class EvidenceActionForm(ActionForm):
 
 @admin.register(Evidence)
 class EvidenceAdmin(ReadOnlyAdmin):
-    organisation_path = "recommendation__finding__inspection__organisation_id"
     action_form = EvidenceActionForm
     list_display = ["recommendation", "kind", "category", "description", "added_by", "added_at", "verdict"]
     list_filter = ["verdict", "kind", "category", "recommendation__finding__inspection"]
@@ -534,9 +891,6 @@ class EvidenceAdmin(ReadOnlyAdmin):
     list_select_related = ["recommendation__finding", "added_by"]
     exclude = ["file"]  # files are reached only through the permission-checked download view
     actions = ["accept", "reject"]
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
 
     def get_actions(self, request):
         actions = super().get_actions(request)
@@ -554,6 +908,7 @@ class EvidenceAdmin(ReadOnlyAdmin):
         self._verdict(request, queryset, accept=False, reason=request.POST.get("reason", ""))
 
     def _verdict(self, request, queryset, *, accept: bool, reason: str) -> None:
+        # Each verdict through the workflow, which refuses (four eyes) anyone who did the work.
         for item in queryset.select_related("recommendation__finding__inspection"):
             try:
                 workflow.review_evidence(item, by=request.user, accept=accept, reason=reason)
@@ -564,7 +919,6 @@ class EvidenceAdmin(ReadOnlyAdmin):
 
 @admin.register(RecommendationEvent)
 class RecommendationEventAdmin(ReadOnlyAdmin):
-    organisation_path = "recommendation__finding__inspection__organisation_id"
     list_display = ["at", "recommendation", "action", "actor", "old_value", "new_value", "reason"]
     list_filter = ["action", "recommendation__finding__inspection"]
     search_fields = ["reason", "recommendation__finding__reference"]
@@ -574,7 +928,6 @@ class RecommendationEventAdmin(ReadOnlyAdmin):
 
 @admin.register(Reminder)
 class ReminderAdmin(ReadOnlyAdmin):
-    organisation_path = "recommendation__finding__inspection__organisation_id"
     list_display = [
         "recommendation",
         "recipient",
@@ -611,9 +964,7 @@ class ReminderAdmin(ReadOnlyAdmin):
     list_filter = [NeedsAttentionFilter, "state", "stage", "review_due"]
 
     def has_retry_permission(self, request) -> bool:
-        from tracker.permissions import is_governance_lead
-
-        return request.user.is_superuser or is_governance_lead(request.user)
+        return is_operator(request.user) or is_governance_lead(request.user)
 
     @admin.action(description="Retry the selected failed or dead reminders now", permissions=["retry"])
     def retry_now(self, request, queryset) -> None:
@@ -630,7 +981,6 @@ class ReminderAdmin(ReadOnlyAdmin):
 
 @admin.register(AccessLog)
 class AccessLogAdmin(ReadOnlyAdmin):
-    organisation_path = "user__organisation_id"
     list_display = ["at", "user", "action", "object_repr"]
     list_filter = ["action"]
     search_fields = ["user__username", "object_repr"]
