@@ -2,9 +2,14 @@
 
 The file has one row per finding, in the columns ``tracker.exports`` writes (so an export can be
 edited and imported as a new inspection). Like seeding, an import is all-or-nothing: every row is
-checked and every problem reported as "row N, column X: message" before anything is written, and
-the writes happen in one transaction through ``tracker.workflow``. An import only ever creates:
-an inspection that already exists (or is defined in ``seeds/``) is refused, never merged into.
+checked (by ``tracker.finding_rules``, the rules seeding uses too) and every problem reported as
+"row N, column X: message" before anything is written, and the writes happen in one transaction
+through ``tracker.workflow``. An import only ever creates: an inspection that already exists in the
+organisation (or is defined for it in ``seeds/``) is refused, never merged into.
+
+Reading is bounded before it is done: the file's size, what its spreadsheet unpacks to, the cells
+read per row and the rows per import are capped, and a file over a cap is refused with a message
+naming it rather than read whole.
 """
 
 from __future__ import annotations
@@ -14,31 +19,43 @@ import datetime as dt
 import io
 import re
 import warnings
+import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 import yaml
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from openpyxl.utils import column_index_from_string, get_column_letter
 
+from tracker import finding_rules as rules
 from tracker import permissions, workflow
 from tracker.exports import COLUMNS, FORMULA_STARTS
-from tracker.models import AccessLog, Finding, Inspection, Theme, User
-from tracker.seeding import REFERENCE, SLUG, default_paths
+from tracker.models import MAX_REVIEW_INTERVAL_DAYS, AccessLog, Finding, Inspection, Organisation, Theme, User
+from tracker.seeding import default_paths
 
 if TYPE_CHECKING:
     from tracker.models import Recommendation
 
 MAX_BYTES = 5 * 1024 * 1024
 MAX_ROWS = 2000
-MAX_INTERVAL_DAYS = 366
+MAX_INTERVAL_DAYS = MAX_REVIEW_INTERVAL_DAYS  # the one bound, shared with the models, admin and API
+# Cells read per row: an export's columns and a small margin. A value further right is refused, not lost.
+MAX_COLUMNS = len(COLUMNS) + 5
+# Cell elements a spreadsheet row may hold, formatted empty ones included, before it is refused unread.
+MAX_CELLS_PER_ROW = 4 * MAX_COLUMNS
+# Sheet rows looked at, blank ones included: the findings must start near the top.
+MAX_SHEET_ROWS = 2 * MAX_ROWS + 1
+# What an .xlsx (a zip) may unpack to; the zip's directory says so before anything is unpacked.
+MAX_UNPACKED_BYTES = 64 * 1024 * 1024
 
 HEADERS = {column.key: column.header for column in COLUMNS}
 REQUIRED = ("inspection", "inspection_title", "inspectorate", "programme", "reference", "kind", "title", "summary")
 REQUIRED += ("source_title",)
-INSPECTION_FIELDS = ("inspection_title", "inspectorate", "programme", "published_text")
+# The rules' names for the inspection's columns (the other columns are named as the rules name them).
+INSPECTION_COLUMNS = {"slug": "inspection", "title": "inspection_title"}
 
 
 class ImportFailed(Exception):
@@ -72,29 +89,26 @@ class Row:
 @dataclass
 class PlannedRecommendation:
     row: int
-    reference: str
-    kind: str
-    title: str
-    summary: str
-    quote: str
-    source_title: str
-    source_location: str
+    finding: rules.FindingValues
     themes: list[Theme]
     owner: User | None
     target_date: dt.date | None
     interval: int
-    outcome_measure: str
+
+    @property
+    def reference(self) -> str:
+        return self.finding.reference
 
 
 @dataclass
 class PlannedInspection:
     row: int
-    slug: str
-    title: str
-    inspectorate: str
-    programme: str
-    published_text: str
+    values: rules.InspectionValues
     recommendations: list[PlannedRecommendation] = field(default_factory=list)
+
+    @property
+    def slug(self) -> str:
+        return self.values.slug
 
 
 @dataclass
@@ -115,6 +129,23 @@ def _normal(header: str) -> str:
 
 
 _BY_HEADER = {_normal(column.header): column for column in COLUMNS}
+_LAST = get_column_letter(MAX_COLUMNS)
+
+
+def _too_many_rows() -> str:
+    return f"the file has more than {MAX_ROWS} findings; split it into files of at most {MAX_ROWS} rows."
+
+
+def _beyond(row: int, column: int) -> Problem:
+    return Problem(
+        row,
+        get_column_letter(column),
+        f"a value beyond the last column read ({_LAST}); delete it, or move it into one of the export's columns",
+    )
+
+
+def _blank(values: Iterable[object]) -> bool:
+    return all(v is None or v == "" for v in values)
 
 
 def _is_xlsx(content: bytes, filename: str) -> bool:
@@ -135,30 +166,126 @@ def _csv_rows(content: bytes) -> list[tuple[int, list[object]]]:
     result: list[tuple[int, list[object]]] = []
     try:
         for values in reader:
+            if len(values) > MAX_COLUMNS:
+                extra = next((i for i, v in enumerate(values[MAX_COLUMNS:]) if v.strip()), None)
+                if extra is not None:
+                    raise ImportFailed([_beyond(reader.line_num, MAX_COLUMNS + extra + 1)])
+                del values[MAX_COLUMNS:]
+            if _blank(values):
+                continue
             result.append((reader.line_num, list(values)))
             if len(result) > MAX_ROWS + 1:
-                break
+                raise ImportFailed([Problem(None, "", _too_many_rows())])
     except csv.Error as exc:
         raise ImportFailed([Problem(reader.line_num, "", f"not valid CSV: {exc}")]) from None
     return result
 
 
+def _scan_sheet(stream: IO[bytes], where: str = "") -> None:
+    """Refuse a sheet over the caps while streaming through its XML, before openpyxl opens the workbook.
+
+    openpyxl builds each row whole, and without a <dimension> element parses a whole sheet just to open
+    the workbook, so a row of a million cells costs seconds and gigabytes even when only the first few
+    columns are asked for. Here the count stops at the first cell over a cap.
+    """
+    from defusedxml.ElementTree import iterparse
+
+    def refuse(row: int | None, message: str) -> ImportFailed:
+        return ImportFailed([Problem(row, "", message + where)])
+
+    rows = rows_with_values = 0
+    number = cells = column = 0
+    has_value = False
+    parent = None
+    for event, element in iterparse(stream, events=("start", "end")):
+        tag = element.tag.rpartition("}")[2]
+        if event == "start":
+            if tag == "sheetData":
+                parent = element
+            elif tag == "row":
+                rows += 1
+                if rows > MAX_SHEET_ROWS:
+                    raise refuse(
+                        None,
+                        f"the sheet has more than {MAX_SHEET_ROWS} rows (some perhaps formatted but empty); "
+                        "copy the findings into a new workbook",
+                    )
+                number = int(element.get("r") or number + 1)
+                cells = column = 0
+                has_value = False
+            elif tag == "c":
+                cells += 1
+                if cells > MAX_CELLS_PER_ROW:
+                    raise refuse(
+                        number,
+                        f"this row has more than {MAX_CELLS_PER_ROW} cells (some perhaps formatted but empty); "
+                        f"only columns A to {_LAST} are read. Delete the cells to the right of {_LAST}",
+                    )
+            continue
+        if tag == "c":
+            reference = element.get("r")
+            letters = reference.rstrip("0123456789") if reference else ""
+            column = column_index_from_string(letters) if letters else column + 1
+            if any(len(child) or (child.text or "").strip() for child in element):
+                has_value = True
+                if column > MAX_COLUMNS:
+                    problem = _beyond(number, column)
+                    raise ImportFailed([Problem(problem.row, problem.column, problem.message + where)])
+            element.clear()
+        elif tag == "row":
+            if has_value:
+                if number > MAX_SHEET_ROWS:
+                    raise refuse(number, f"the findings must be in the first {MAX_SHEET_ROWS} rows of the sheet")
+                rows_with_values += 1
+                if rows_with_values > MAX_ROWS + 1:
+                    raise refuse(None, _too_many_rows())
+            element.clear()
+            if parent is not None:
+                parent.remove(element)  # rows already counted would otherwise stay in memory
+
+
 def _xlsx_rows(content: bytes) -> list[tuple[int, list[object]]]:
     from openpyxl import load_workbook
 
+    unreadable = ImportFailed([Problem(None, "", "this is not a readable Excel (.xlsx) file.")])
+    try:
+        with zipfile.ZipFile(io.BytesIO(content)) as archive:
+            # Declared sizes bind: zipfile stops reading a member at its declared size.
+            unpacked = sum(info.file_size for info in archive.infolist())
+            if unpacked > MAX_UNPACKED_BYTES:
+                raise ImportFailed(
+                    [
+                        Problem(
+                            None,
+                            "",
+                            f"the spreadsheet unpacks to {unpacked // (1024 * 1024)} MB; the limit is "
+                            f"{MAX_UNPACKED_BYTES // (1024 * 1024)} MB. Copy the findings into a new workbook.",
+                        )
+                    ]
+                )
+            # openpyxl opens every sheet of the workbook, so every sheet is held to the caps.
+            for name in sorted(n for n in archive.namelist() if re.fullmatch(r"xl/worksheets/[^/]+\.xml", n)):
+                with archive.open(name) as stream:
+                    _scan_sheet(stream, "" if name == "xl/worksheets/sheet1.xml" else f" (in {name})")
+    except ImportFailed:
+        raise
+    except Exception:  # a damaged zip or XML; openpyxl would refuse it too
+        raise unreadable from None
+    result: list[tuple[int, list[object]]] = []
+    workbook = None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "no default style" and similar noise from other tools' files
             workbook = load_workbook(io.BytesIO(content), read_only=True, data_only=False)
-            sheet = workbook.worksheets[0]
-            result = []
-            for number, values in enumerate(sheet.iter_rows(values_only=True), start=1):
-                result.append((number, list(values)))
-                if len(result) > MAX_ROWS + 1:
-                    break
-            workbook.close()
+            rows = workbook.worksheets[0].iter_rows(max_row=MAX_SHEET_ROWS, max_col=MAX_COLUMNS, values_only=True)
+            for number, values in enumerate(rows, start=1):
+                if not _blank(values):
+                    result.append((number, list(values)))
     except Exception:  # openpyxl raises many kinds of error for a damaged file; the message is the same
-        raise ImportFailed([Problem(None, "", "this is not a readable Excel (.xlsx) file.")]) from None
+        raise unreadable from None
+    finally:
+        if workbook is not None:
+            workbook.close()
     return result
 
 
@@ -167,7 +294,6 @@ def read_rows(content: bytes, filename: str = "") -> list[Row]:
     if len(content) > MAX_BYTES:
         raise ImportFailed([Problem(None, "", f"the file is larger than {MAX_BYTES // (1024 * 1024)} MB.")])
     table = _xlsx_rows(content) if _is_xlsx(content, filename) else _csv_rows(content)
-    table = [(n, values) for n, values in table if any(v not in (None, "") for v in values)]
     if not table:
         raise ImportFailed([Problem(None, "", "the file is empty: it needs a header row and one row per finding.")])
     header_row, header = table[0]
@@ -189,14 +315,12 @@ def read_rows(content: bytes, filename: str = "") -> list[Row]:
     for key in REQUIRED:
         if key not in keys:
             problems.append(Problem(header_row, HEADERS[key], "missing column"))
-    if len(table) - 1 > MAX_ROWS:
-        problems.append(Problem(None, "", f"the file has more than {MAX_ROWS} rows; split it."))
     if problems:
         raise ImportFailed(problems)
     rows = []
     for number, values in table[1:]:
         cells = {key: value for key, value in zip(keys, values, strict=False) if key is not None}
-        if len(values) > len(keys) and any(v not in (None, "") for v in values[len(keys) :]):
+        if len(values) > len(keys) and not _blank(values[len(keys) :]):
             problems.append(Problem(number, "", "this row has more cells than the header has columns"))
         rows.append(Row(number, cells))
     if not rows:
@@ -209,90 +333,121 @@ def read_rows(content: bytes, filename: str = "") -> list[Row]:
 # --- Checking each row -------------------------------------------------------------------------
 
 
-class _Row:
-    """Reads one row's cells, recording a problem for each bad one."""
+class _Cells:
+    """One row as ``finding_rules`` reads it: cells as text, problems as "row N, column X"."""
 
-    def __init__(self, row: Row, problems: list[Problem]) -> None:
+    def __init__(self, row: Row, problems: list[Problem], names: dict[str, str] | None = None) -> None:
         self.row = row
         self.problems = problems
+        self.names = names or {}
+        self._read: dict[str, object] = {}
 
-    def fail(self, key: str, message: str) -> None:
-        self.problems.append(Problem(self.row.number, HEADERS[key], message))
+    def key(self, name: str) -> str:
+        return self.names.get(name, name)
 
-    def text(self, key: str, max_length: int, required: bool = False) -> str:
+    def fail(self, name: str, message: str) -> None:
+        self.problems.append(Problem(self.row.number, HEADERS[self.key(name)], message))
+
+    def get(self, name: str) -> object:
+        if name not in self._read:
+            self._read[name] = self._cell(name)
+        return self._read[name]
+
+    def _cell(self, name: str) -> object:
+        key = self.key(name)
+        if key not in HEADERS:
+            return None  # not a column of the file (a source reference, say)
         value = self.row.values.get(key)
         if value is None:
-            value = ""
+            return None
         if isinstance(value, dt.datetime | dt.date):
             value = value.isoformat()
+        elif isinstance(value, float) and value.is_integer():
+            value = int(value)
         value = str(value)
         if value.startswith("'") and value[1:].startswith(FORMULA_STARTS):
             value = value[1:]  # an export's protective quote: the text itself is safe to keep
         elif value.startswith(FORMULA_STARTS) and value.strip():
-            self.fail(key, "looks like a spreadsheet formula, which is refused; if it is text, start it with '")
-            return ""
-        value = value.strip()
-        if required and not value:
-            self.fail(key, "must not be empty")
-        elif len(value) > max_length:
-            self.fail(key, f"is {len(value)} characters long; the limit is {max_length}")
+            self.fail(name, "looks like a spreadsheet formula, which is refused; if it is text, start it with '")
+            return rules.INVALID
+        if name == "themes":
+            return [part.strip() for part in re.split(r"[;,]", value) if part.strip()]
         return value
 
-    def choice(self, key: str, choices: list[tuple[str, str]]) -> str:
-        value = self.text(key, 200, required=True)
-        if not value:
-            return ""
-        for code, label in choices:
-            if value.lower() in (code.lower(), str(label).lower()):
-                return code
-        self.fail(key, f"unknown value {value!r} (expected one of: {', '.join(str(label) for _, label in choices)})")
-        return ""
-
-    def date(self, key: str) -> dt.date | None:
-        value = self.row.values.get(key)
+    def date(self, name: str) -> dt.date | None:
+        value = self.row.values.get(self.key(name))
         if isinstance(value, dt.datetime):
-            return value.date()
-        if isinstance(value, dt.date):
-            return value
-        text = self.text(key, 40)
-        if not text:
+            value = value.date()
+        elif not isinstance(value, dt.date):
+            text = self.get(name)
+            if not isinstance(text, str) or not text.strip():
+                return None
+            for pattern in ("%Y-%m-%d", "%d/%m/%Y"):
+                try:
+                    value = dt.datetime.strptime(text.strip(), pattern).date()
+                    break
+                except ValueError:
+                    continue
+            else:
+                self.fail(name, f"{text.strip()!r} is not a date; write it as YYYY-MM-DD, e.g. 2026-03-31")
+                return None
+        if not workflow.EARLIEST_DATE <= value <= workflow.LATEST_DATE:
+            self.fail(
+                name, f"must be between {workflow.EARLIEST_DATE:%Y} and {workflow.LATEST_DATE:%Y}, got {value:%Y-%m-%d}"
+            )
             return None
-        for pattern in ("%Y-%m-%d", "%d/%m/%Y"):
-            try:
-                return dt.datetime.strptime(text, pattern).date()
-            except ValueError:
-                continue
-        self.fail(key, f"{text!r} is not a date; write it as YYYY-MM-DD, e.g. 2026-03-31")
-        return None
+        return value
 
-    def interval(self, key: str) -> int:
-        value = self.row.values.get(key)
+    def interval(self, name: str) -> int:
         default = settings.DEFAULT_REVIEW_INTERVAL_DAYS
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        if isinstance(value, int) and not isinstance(value, bool):
-            days = value
-        else:
-            text = self.text(key, 10)
-            if not text:
-                return default
-            if not text.isdigit():
-                self.fail(key, f"{text!r} is not a whole number of days")
-                return default
-            days = int(text)
+        text = self.get(name)
+        if not isinstance(text, str) or not text.strip():
+            return default
+        if not text.strip().isdigit():
+            self.fail(name, f"{text.strip()!r} is not a whole number of days")
+            return default
+        days = int(text)
         if not 1 <= days <= MAX_INTERVAL_DAYS:
-            self.fail(key, f"must be between 1 and {MAX_INTERVAL_DAYS} days, got {days}")
+            self.fail(name, f"must be between 1 and {MAX_INTERVAL_DAYS} days, got {days}")
             return default
         return days
 
 
-def _seeded_slugs() -> dict[str, str]:
-    """Inspection slugs defined in seeds/: those are loaded by seed_findings, never imported."""
+class _Owners:
+    """Who the file may name as owners: ``permissions.eligible_owners``, and no one else."""
+
+    def __init__(self, organisation_id: int) -> None:
+        people = User.objects.filter(organisation_id=organisation_id).only("pk", "username", "email", "is_active")
+        self.by_username = {u.username.lower(): u for u in people}
+        self.by_email = {u.email.lower(): u for u in people if u.email}
+        self.eligible = set(permissions.eligible_owners(organisation_id).values_list("pk", flat=True))
+
+    def check(self, cells: _Cells) -> User | None:
+        text = cells.get("owner")
+        if not isinstance(text, str) or not text.strip():
+            return None
+        text = text.strip()
+        owner = self.by_username.get(text.lower()) or self.by_email.get(text.lower())
+        if owner is None:
+            cells.fail("owner", f"nobody called {text!r} in your organisation")
+        elif owner.pk not in self.eligible:
+            if not owner.is_active:
+                cells.fail("owner", f"{text!r} is no longer active and cannot own a recommendation")
+            else:
+                cells.fail(
+                    "owner", f"{text!r} cannot own a recommendation: owners have the Owner or Governance lead role"
+                )
+            return None
+        return owner
+
+
+def _seeded_slugs() -> dict[tuple[str, str], str]:
+    """(organisation, inspection) slugs defined in seeds/: loaded by seed_findings, never imported."""
     slugs = {}
     for path in default_paths():
         try:
             document = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-            slugs[document["inspection"]["slug"]] = path.name
+            slugs[(document["organisation"]["slug"], document["inspection"]["slug"])] = path.name
         except (OSError, ValueError, yaml.YAMLError, KeyError, TypeError):
             continue  # a broken seed file is seed_findings' problem to report
     return slugs
@@ -302,95 +457,46 @@ def plan(rows: list[Row], *, organisation_id: int) -> list[PlannedInspection]:
     """Check every row against the database; raise ImportFailed listing every problem."""
     problems: list[Problem] = []
     themes = {theme.slug: theme for theme in Theme.objects.all()}
-    users = list(User.objects.filter(organisation_id=organisation_id))
-    by_username = {u.username.lower(): u for u in users}
-    by_email = {u.email.lower(): u for u in users if u.email}
-    seeded = _seeded_slugs()
+    owners = _Owners(organisation_id)
     inspections: dict[str, PlannedInspection] = {}
-    references: dict[tuple[str, str], int] = {}
+    references: dict[tuple[str, str], str] = {}
 
     for row in rows:
-        check = _Row(row, problems)
-        slug = check.text("inspection", 100, required=True)
-        if slug and not SLUG.match(slug):
-            check.fail("inspection", f"{slug!r} must be lowercase letters, digits and hyphens, e.g. acme-2026-ncpi")
-            slug = ""
-        details = {
-            "inspection_title": check.text("inspection_title", 300, required=True),
-            "inspectorate": check.choice("inspectorate", Inspection.Inspectorate.choices),
-            "programme": check.text("programme", 200, required=True),
-            "published_text": check.text("published_text", 100),
-        }
+        cells = _Cells(row, problems, INSPECTION_COLUMNS)
+        details = rules.check_inspection(cells)
+        slug = details.slug
         if slug and slug not in inspections:
-            inspections[slug] = PlannedInspection(
-                row.number,
-                slug,
-                details["inspection_title"],
-                details["inspectorate"],
-                details["programme"],
-                details["published_text"],
-            )
+            inspections[slug] = PlannedInspection(row.number, details)
         elif slug:
             first = inspections[slug]
-            planned = {
-                "inspection_title": first.title,
-                "inspectorate": first.inspectorate,
-                "programme": first.programme,
-                "published_text": first.published_text,
-            }
-            for key in INSPECTION_FIELDS:
-                if details[key] and planned[key] and details[key] != planned[key]:
-                    check.fail(key, f"differs from row {first.row} for the same inspection {slug!r}")
+            for name in ("title", "inspectorate", "programme", "published_text"):
+                mine, theirs = getattr(details, name), getattr(first.values, name)
+                if mine and theirs and mine != theirs:
+                    cells.fail(name, f"differs from row {first.row} for the same inspection {slug!r}")
 
-        reference = check.text("reference", 20, required=True)
-        if reference and not REFERENCE.match(reference):
-            check.fail("reference", f"{reference!r} must look like CC1 or AFI12")
-        elif reference and slug:
-            seen = references.get((slug, reference))
-            if seen:
-                check.fail("reference", f"duplicate reference {reference} in {slug!r} (also on row {seen})")
-            else:
-                references[(slug, reference)] = row.number
-
-        chosen_themes = []
-        for name in re.split(r"[;,]", check.text("themes", 1000)):
-            name = name.strip()
-            if not name:
-                continue
-            if name not in themes:
-                check.fail("themes", f"unknown theme {name!r} (known: {', '.join(sorted(themes)) or 'none'})")
-            else:
-                chosen_themes.append(themes[name])
-
-        owner_text = check.text("owner", 254)
-        owner = None
-        if owner_text:
-            owner = by_username.get(owner_text.lower()) or by_email.get(owner_text.lower())
-            if owner is None:
-                check.fail("owner", f"nobody called {owner_text!r} in your organisation")
-            elif not owner.is_active:
-                check.fail("owner", f"{owner_text!r} is no longer active and cannot own a recommendation")
-                owner = None
-
-        recommendation = PlannedRecommendation(
+        cells = _Cells(row, problems)
+        finding = rules.check_finding(cells, known_themes=themes)
+        rules.check_unique_reference(
+            cells, finding.reference, inspection=slug, seen=references, here=f"row {row.number}"
+        )
+        owner = owners.check(cells)
+        planned = PlannedRecommendation(
             row=row.number,
-            reference=reference,
-            kind=check.choice("kind", Finding.Kind.choices),
-            title=check.text("title", 200, required=True),
-            summary=check.text("summary", 2000, required=True),
-            quote=check.text("quote", 600),
-            source_title=check.text("source_title", 300, required=True),
-            source_location=check.text("source_location", 100),
-            themes=chosen_themes,
+            finding=finding,
+            themes=[themes[name] for name in finding.themes],
             owner=owner,
-            target_date=check.date("target_date"),
-            interval=check.interval("review_interval_days"),
-            outcome_measure=check.text("outcome_measure", 2000),
+            target_date=cells.date("target_date"),
+            interval=cells.interval("review_interval_days"),
         )
         if slug:
-            inspections[slug].recommendations.append(recommendation)
+            inspections[slug].recommendations.append(planned)
 
-    existing = set(Inspection.objects.filter(slug__in=inspections).values_list("slug", flat=True))
+    # Only this organisation's inspections: another's slugs are none of its business.
+    existing = set(
+        Inspection.objects.filter(organisation_id=organisation_id, slug__in=inspections).values_list("slug", flat=True)
+    )
+    organisation_slug = Organisation.objects.filter(pk=organisation_id).values_list("slug", flat=True).first()
+    seeded = _seeded_slugs()
     for slug, planned in inspections.items():
         if slug in existing:
             problems.append(
@@ -400,12 +506,13 @@ def plan(rows: list[Row], *, organisation_id: int) -> list[PlannedInspection]:
                     f"inspection {slug!r} already exists; an import only creates new inspections",
                 )
             )
-        elif slug in seeded:
+        elif (organisation_slug, slug) in seeded:
             problems.append(
                 Problem(
                     planned.row,
                     HEADERS["inspection"],
-                    f"inspection {slug!r} is defined in seeds/{seeded[slug]}; load it with seed_findings",
+                    f"inspection {slug!r} is defined in seeds/{seeded[(organisation_slug, slug)]}; "
+                    "load it with seed_findings",
                 )
             )
     if problems:
@@ -432,10 +539,10 @@ def import_recommendations(content: bytes, *, by: User, filename: str = "", dry_
                 inspection = Inspection.objects.create(
                     organisation_id=by.organisation_id,
                     slug=item.slug,
-                    inspectorate=item.inspectorate,
-                    programme=item.programme,
-                    title=item.title,
-                    published_text=item.published_text,
+                    inspectorate=item.values.inspectorate,
+                    programme=item.values.programme,
+                    title=item.values.title,
+                    published_text=item.values.published_text,
                     tracked=True,
                 )
                 report.inspections.append(inspection.slug)
@@ -460,13 +567,14 @@ def import_recommendations(content: bytes, *, by: User, filename: str = "", dry_
 def _create(inspection: Inspection, row: PlannedRecommendation, *, by: User, source: str) -> Recommendation:
     finding = Finding.objects.create(
         inspection=inspection,
-        reference=row.reference,
-        kind=row.kind,
-        title=row.title,
-        summary=row.summary,
-        quote=row.quote,
-        source_title=row.source_title,
-        source_location=row.source_location,
+        reference=row.finding.reference,
+        kind=row.finding.kind,
+        title=row.finding.title,
+        summary=row.finding.summary,
+        quote=row.finding.quote,
+        source_title=row.finding.source_title,
+        source_reference=row.finding.source_reference,
+        source_location=row.finding.source_location,
     )
     if row.themes:
         finding.themes.set(row.themes)
@@ -474,8 +582,8 @@ def _create(inspection: Inspection, row: PlannedRecommendation, *, by: User, sou
         finding,
         by=by,
         interval_days=row.interval,
-        title=row.title,
-        outcome_measure=row.outcome_measure,
+        title=row.finding.title,
+        outcome_measure=row.finding.outcome_measure,
         reason=f"Imported from {source}",
     )
     if row.owner is not None:

@@ -3,12 +3,17 @@
 Loading is idempotent (a second run changes nothing), never touches what staff own (owner,
 status, dates, updates, evidence), and is all-or-nothing: every file is validated before anything
 is written, and the writes happen in one transaction.
+
+What each record must be is ``tracker.finding_rules`` (imports ask it too); this module reads the
+YAML, keeps the line of every value, and reports each problem as "file:line place, field 'x': message".
+What no single file shows (two files disagreeing, a name the database already gives another
+organisation) is checked across the files before loading, so loading never meets a database error.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,11 +22,12 @@ import yaml
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
-from django.db import transaction
+from django.db import DatabaseError, transaction
 
+from tracker import finding_rules as rules
+from tracker.errors import WorkflowError
 from tracker.models import (
     Finding,
-    Grade,
     Inspection,
     Judgement,
     Organisation,
@@ -30,8 +36,6 @@ from tracker.models import (
 )
 from tracker.workflow import create_recommendation
 
-SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
-REFERENCE = re.compile(r"^[A-Z]{1,6}[0-9]{1,3}[a-z]?$")
 SEED_CHANGE_REASON = "Seed file changed"
 
 
@@ -41,15 +45,20 @@ class SeedError(Exception):
 
 @dataclass(frozen=True)
 class Problem:
+    """Reported as "file:line where, field 'x': message", leaving out the parts that are not known."""
+
     path: str
     line: int | None
     where: str
     message: str
+    field: str = ""
 
     def __str__(self) -> str:
-        place = f"{self.path}, line {self.line}" if self.line else self.path
-        if self.where:
-            place += f" ({self.where})"
+        place = f"{self.path}:{self.line}" if self.line else self.path
+        if self.where and self.field:
+            place += f" {self.where}, field '{self.field}'"
+        elif self.where or self.field:
+            place += f" {self.where or 'field ' + repr(self.field)}"
         return f"{place}: {self.message}"
 
 
@@ -68,7 +77,10 @@ class SeedReport:
 
 
 class _Node(dict):
+    """A YAML mapping that knows its own line and the line of each of its values."""
+
     line: int = 0
+    lines: dict[Any, int]
 
 
 class _LineLoader(yaml.SafeLoader):
@@ -78,11 +90,19 @@ class _LineLoader(yaml.SafeLoader):
 def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> _Node:
     mapping = _Node()
     mapping.line = node.start_mark.line + 1
+    mapping.lines = {}
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
-        if key in mapping:
+        try:
+            seen = key in mapping
+        except TypeError:  # a list or mapping used as a key
+            raise yaml.constructor.ConstructorError(
+                None, None, "a key must be a plain word, not a list or mapping", key_node.start_mark
+            ) from None
+        if seen:
             raise yaml.constructor.ConstructorError(None, None, f"the key {key!r} appears twice", key_node.start_mark)
         mapping[key] = loader.construct_object(value_node, deep=True)
+        mapping.lines[key] = value_node.start_mark.line + 1
     return mapping
 
 
@@ -99,14 +119,23 @@ _LineLoader.add_constructor("tag:yaml.org,2002:timestamp", _construct_timestamp)
 
 
 @dataclass
+class SeedInspection:
+    values: rules.InspectionValues
+    published: dt.date | None
+    url: str
+    tracked: bool
+    line: int
+
+
+@dataclass
 class ParsedFile:
     path: str
-    organisation: dict
-    inspection: dict
-    themes: dict[str, str]
-    judgements: list[dict]
-    findings: list[dict]
-    sources: dict[str, dict]
+    organisation: rules.OrganisationValues
+    organisation_line: int
+    inspection: SeedInspection
+    themes: list[rules.ThemeValues]
+    judgements: list[rules.JudgementValues]
+    findings: list[rules.FindingValues]
 
 
 class _Checker:
@@ -116,8 +145,10 @@ class _Checker:
         self.path = path
         self.problems: list[Problem] = []
 
-    def fail(self, node: Any, where: str, message: str) -> None:
-        self.problems.append(Problem(self.path, getattr(node, "line", None), where, message))
+    def fail(self, node: Any, where: str, message: str, key: str = "") -> None:
+        lines = getattr(node, "lines", {})
+        line = lines.get(key) if key else None
+        self.problems.append(Problem(self.path, line or getattr(node, "line", None), where, message, key))
 
     def mapping(self, node: Any, where: str, required: set[str], optional: set[str] = frozenset()) -> bool:
         if not isinstance(node, dict):
@@ -129,28 +160,34 @@ class _Checker:
             self.fail(node, where, f"unknown field '{key}' (allowed: {', '.join(sorted(required | optional))})")
         return required <= node.keys()
 
-    def text(self, node: dict, key: str, where: str, max_length: int, allow_empty: bool = False) -> str:
-        value = node.get(key)
-        if value is None and allow_empty:
-            return ""
-        if not isinstance(value, str) or (not allow_empty and not value.strip()):
-            self.fail(node, where, f"'{key}' must be text and not empty")
-            return ""
-        if len(value) > max_length:
-            self.fail(node, where, f"'{key}' is {len(value)} characters long; the limit is {max_length}")
-        return value.strip()
+    def fields(self, node: Mapping, where: str, keys: Mapping[str, str] | None = None) -> _Fields:
+        return _Fields(self, node, where, keys or {})
 
-    def choice(self, node: dict, key: str, where: str, choices: list[str]) -> str:
-        value = node.get(key)
-        if value not in choices:
-            self.fail(node, where, f"unknown {key} {value!r} (expected one of: {', '.join(choices)})")
-        return value
 
-    def slug(self, node: dict, key: str, where: str) -> str:
-        value = node.get(key)
-        if not isinstance(value, str) or not SLUG.match(value):
-            self.fail(node, where, f"'{key}' must be lowercase letters, digits and hyphens, got {value!r}")
-        return value
+class _Fields:
+    """One YAML mapping as ``finding_rules`` reads it; ``keys`` maps a rule's name to the file's key."""
+
+    def __init__(self, check: _Checker, node: Mapping, where: str, keys: Mapping[str, str]) -> None:
+        self.check, self.node, self.where, self.keys = check, node, where, keys
+
+    def get(self, name: str) -> object:
+        return self.node.get(self.keys.get(name, name))
+
+    def fail(self, name: str, message: str) -> None:
+        self.check.fail(self.node, self.where, message, self.keys.get(name, name))
+
+
+class _Entry(dict):
+    """A ``slug: name`` line of the 'themes' mapping, checked like any other record."""
+
+    def __init__(self, themes: Any, slug: Any) -> None:
+        super().__init__(slug=slug, name=themes[slug])
+        line = getattr(themes, "lines", {}).get(slug)
+        self.line = line
+        self.lines = {"slug": line, "name": line}
+
+
+FINDING_KEYS = {"source_location": "location"}
 
 
 def parse_file(path: Path) -> tuple[ParsedFile | None, list[Problem]]:
@@ -175,103 +212,111 @@ def parse_file(path: Path) -> tuple[ParsedFile | None, list[Problem]]:
         return None, check.problems
 
     org = document["organisation"]
+    organisation = None
     if check.mapping(org, "organisation", {"slug", "name", "kind"}):
-        check.slug(org, "slug", "organisation")
-        check.text(org, "name", "organisation", 200)
-        check.choice(org, "kind", "organisation", Organisation.Kind.values)
+        organisation = rules.check_organisation(check.fields(org, "organisation"))
 
     insp = document["inspection"]
+    inspection = None
     if check.mapping(
         insp,
         "inspection",
         {"slug", "inspectorate", "programme", "title"},
         {"published", "published_text", "url", "tracked"},
     ):
-        check.slug(insp, "slug", "inspection")
-        check.choice(insp, "inspectorate", "inspection", Inspection.Inspectorate.values)
-        check.text(insp, "programme", "inspection", 200)
-        check.text(insp, "title", "inspection", 300)
-        published = insp.get("published")
-        if published is not None and not (isinstance(published, dt.date) and not isinstance(published, dt.datetime)):
-            check.fail(insp, "inspection", f"'published' must be a date written YYYY-MM-DD, or null; got {published!r}")
-        check.text(insp, "published_text", "inspection", 100, allow_empty=True)
-        url = insp.get("url") or ""
-        if url:
-            try:
-                URLValidator()(url)
-            except (ValidationError, TypeError):
-                check.fail(insp, "inspection", f"'url' is not a valid web address: {url!r}")
-        if not isinstance(insp.get("tracked", True), bool):
-            check.fail(insp, "inspection", "'tracked' must be true or false")
+        inspection = _check_inspection(check, insp)
 
-    sources: dict[str, dict] = {}
+    sources: dict[str, rules.SourceValues] = {}
     if not isinstance(document["sources"], list) or not document["sources"]:
-        check.fail(document, "sources", "'sources' must be a non-empty list")
+        check.fail(document, "sources", "'sources' must be a non-empty list", "sources")
     else:
-        for source in document["sources"]:
-            if check.mapping(source, "source", {"key", "title"}, {"reference"}):
-                key = check.slug(source, "key", "source")
-                if key in sources:
-                    check.fail(source, f"source {key}", "this source key is used twice")
-                sources[key] = source
+        for node in document["sources"]:
+            if check.mapping(node, "source", {"key", "title"}, {"reference"}):
+                source = rules.check_source(check.fields(node, "source"))
+                if source.key in sources:
+                    check.fail(node, f"source {source.key}", "this source key is used twice", "key")
+                if source.key:
+                    sources[source.key] = source
 
-    themes = document["themes"]
-    if not isinstance(themes, dict):
-        check.fail(document, "themes", "'themes' must map a theme slug to its name")
-        themes = {}
-    for slug, name in themes.items():
-        if not isinstance(slug, str) or not SLUG.match(slug) or not isinstance(name, str) or not name.strip():
-            check.fail(themes, "themes", f"theme {slug!r} needs a lowercase-hyphen slug and a name")
+    themes: list[rules.ThemeValues] = []
+    if not isinstance(document["themes"], dict):
+        check.fail(document, "themes", "'themes' must map a theme slug to its name", "themes")
+    else:
+        for slug in document["themes"]:
+            entry = _Entry(document["themes"], slug)
+            themes.append(rules.check_theme(check.fields(entry, f"theme {slug}")))
+    # Every declared slug, even a refused one, so that its findings are not reported a second time.
+    known_themes = {slug for slug in document["themes"] if isinstance(slug, str)} if themes else set()
 
-    judgements = document.get("judgements") or []
-    if not isinstance(judgements, list):
-        check.fail(document, "judgements", "'judgements' must be a list")
-        judgements = []
+    judgements: list[rules.JudgementValues] = []
+    raw_judgements = document.get("judgements") or []
+    if not isinstance(raw_judgements, list):
+        check.fail(document, "judgements", "'judgements' must be a list", "judgements")
+        raw_judgements = []
     areas: set[str] = set()
-    for judgement in judgements:
-        if check.mapping(judgement, "judgement", {"area", "grade"}, {"source"}):
-            area = check.text(judgement, "area", "judgement", 300)
-            check.choice(judgement, "grade", f"judgement {area}", Grade.values)
-            if area in areas:
-                check.fail(judgement, f"judgement {area}", "this area is graded twice")
-            areas.add(area)
+    for node in raw_judgements:
+        if check.mapping(node, "judgement", {"area", "grade"}, {"source"}):
+            judgement = rules.check_judgement(check.fields(node, "judgement"), sources=sources)
+            if judgement.area in areas:
+                check.fail(node, f"judgement {judgement.area}", "this area is graded twice", "area")
+            areas.add(judgement.area)
+            judgements.append(judgement)
 
-    findings = document["findings"]
-    if not isinstance(findings, list) or not findings:
-        check.fail(document, "findings", "'findings' must be a non-empty list")
-        findings = []
-    references: set[str] = set()
+    findings: list[rules.FindingValues] = []
+    raw_findings = document["findings"]
+    if not isinstance(raw_findings, list) or not raw_findings:
+        check.fail(document, "findings", "'findings' must be a non-empty list", "findings")
+        raw_findings = []
+    seen: dict[tuple[str, str], str] = {}
     finding_fields = {"reference", "kind", "title", "summary", "quote", "source", "location", "themes"}
-    for finding in findings:
-        reference = finding.get("reference") if isinstance(finding, dict) else None
-        where = f"finding {reference}" if reference else "finding"
-        if not check.mapping(finding, where, finding_fields, {"outcome_measure"}):
+    for node in raw_findings:
+        reference = node.get("reference") if isinstance(node, dict) else None
+        where = f"finding {reference}" if isinstance(reference, str) and reference else "finding"
+        if not check.mapping(node, where, finding_fields, {"outcome_measure"}):
             continue
-        if not isinstance(reference, str) or not REFERENCE.match(reference):
-            check.fail(finding, where, f"'reference' must look like CC1 or AFI12, got {reference!r}")
-        elif reference in references:
-            check.fail(finding, where, "duplicate reference: each reference may appear once in a file")
-        references.add(reference)
-        check.choice(finding, "kind", where, Finding.Kind.values)
-        check.text(finding, "title", where, 200)
-        check.text(finding, "summary", where, 2000)
-        check.text(finding, "quote", where, 600)
-        check.text(finding, "location", where, 100)
-        check.text(finding, "outcome_measure", where, 2000, allow_empty=True)
-        if finding["source"] not in sources:
-            check.fail(
-                finding, where, f"unknown source {finding['source']!r} (declared: {', '.join(sources) or 'none'})"
-            )
-        if not isinstance(finding["themes"], list) or not finding["themes"]:
-            check.fail(finding, where, "'themes' must be a non-empty list of theme slugs")
-        else:
-            for slug in finding["themes"]:
-                if slug not in themes:
-                    check.fail(finding, where, f"unknown theme {slug!r}: declare it under 'themes' first")
+        fields = check.fields(node, where, FINDING_KEYS)
+        finding = rules.check_finding(fields, known_themes=known_themes, sources=sources, themes_required=True)
+        rules.check_unique_reference(
+            fields,
+            finding.reference,
+            inspection=inspection.values.slug if inspection and inspection.values.slug else "this file",
+            seen=seen,
+            here=f"line {node.line}",
+        )
+        findings.append(finding)
 
-    if check.problems:
+    if check.problems or organisation is None or inspection is None:
         return None, check.problems
-    return ParsedFile(shown, org, insp, themes, judgements, findings, sources), []
+    return ParsedFile(shown, organisation, org.line, inspection, themes, judgements, findings), []
+
+
+def _check_inspection(check: _Checker, node: _Node) -> SeedInspection:
+    values = rules.check_inspection(check.fields(node, "inspection"))
+    published = node.get("published")
+    if published is not None and not (isinstance(published, dt.date) and not isinstance(published, dt.datetime)):
+        check.fail(
+            node,
+            "inspection",
+            f"must be a date written YYYY-MM-DD, or null; got {published!r}",
+            "published",
+        )
+        published = None
+    url = node.get("url") or ""
+    limit = rules.max_length(Inspection, "url")
+    if not isinstance(url, str):
+        check.fail(node, "inspection", f"must be a web address, not {url!r}", "url")
+        url = ""
+    elif url and len(url) > limit:
+        check.fail(node, "inspection", f"is {len(url)} characters long; the limit is {limit}", "url")
+    elif url:
+        try:
+            URLValidator()(url)
+        except ValidationError:
+            check.fail(node, "inspection", f"is not a valid web address: {url!r}", "url")
+    tracked = node.get("tracked", True)
+    if not isinstance(tracked, bool):
+        check.fail(node, "inspection", "must be true or false", "tracked")
+    return SeedInspection(values, published, url, tracked is True, node.line)
 
 
 def display_path(path: Path) -> str:
@@ -293,17 +338,70 @@ def parse_all(paths: list[Path]) -> list[ParsedFile]:
         problems.extend(found)
         if result:
             parsed.append(result)
-    seen: dict[str, str] = {}
-    for item in parsed:
-        slug = item.inspection["slug"]
-        if slug in seen:
-            problems.append(
-                Problem(item.path, item.inspection.line, "inspection", f"inspection '{slug}' is also in {seen[slug]}")
-            )
-        seen[slug] = item.path
+    problems.extend(_conflicts(parsed))
     if problems:
         raise SeedError("\n".join(str(p) for p in problems))
     return parsed
+
+
+def _conflicts(parsed: list[ParsedFile]) -> list[Problem]:
+    """What no single file shows: the files disagree with each other or with the database."""
+    problems: list[Problem] = []
+    inspections: dict[tuple[str, str], str] = {}
+    organisations: dict[str, ParsedFile] = {}
+    names: dict[str, ParsedFile] = {}
+    for item in parsed:
+        org, line = item.organisation, item.organisation_line
+        key = (org.slug, item.inspection.values.slug)
+        if key in inspections:
+            problems.append(
+                Problem(
+                    item.path,
+                    item.inspection.line,
+                    "inspection",
+                    f"inspection '{key[1]}' is also in {inspections[key]}",
+                    "slug",
+                )
+            )
+        inspections[key] = item.path
+        first = organisations.setdefault(org.slug, item)
+        for name in ("name", "kind"):
+            if getattr(first.organisation, name) != getattr(org, name):
+                problems.append(
+                    Problem(
+                        item.path,
+                        line,
+                        "organisation",
+                        f"differs from {first.path} for organisation '{org.slug}' "
+                        f"({getattr(first.organisation, name)!r}); make them the same",
+                        name,
+                    )
+                )
+        other = names.setdefault(org.name, item)
+        if other.organisation.slug != org.slug:
+            problems.append(
+                Problem(
+                    item.path,
+                    line,
+                    "organisation",
+                    f"'{org.name}' is also the name of '{other.organisation.slug}' in {other.path}",
+                    "name",
+                )
+            )
+    for item in organisations.values():
+        org = item.organisation
+        taken = Organisation.objects.filter(name=org.name).exclude(slug=org.slug).values_list("slug", flat=True).first()
+        if taken:
+            problems.append(
+                Problem(
+                    item.path,
+                    item.organisation_line,
+                    "organisation",
+                    f"'{org.name}' is already the name of organisation '{taken}'; use that slug or another name",
+                    "name",
+                )
+            )
+    return problems
 
 
 # --- Loading -----------------------------------------------------------------------------------
@@ -313,11 +411,17 @@ def seed(paths: list[Path] | None = None, *, dry_run: bool = False) -> SeedRepor
     """Validate every file, then load all of them in one transaction (rolled back on a dry run)."""
     files = parse_all(paths if paths is not None else default_paths())
     report = SeedReport()
-    with transaction.atomic():
-        for item in files:
-            _load(item, report)
-        if dry_run:
-            transaction.set_rollback(True)
+    current = None
+    try:
+        with transaction.atomic():
+            for current in files:
+                _load(current, report)
+            if dry_run:
+                transaction.set_rollback(True)
+    except (DatabaseError, WorkflowError) as exc:
+        # Validation above should make this unreachable; if the database still refuses (a change made
+        # meanwhile), say which file, and everything has been rolled back.
+        raise SeedError(f"{current.path if current else 'seeds'}: could not be saved: {exc}") from None
     return report
 
 
@@ -336,64 +440,61 @@ def _sync(obj: Any, values: dict[str, Any], report: SeedReport, label: str) -> N
 def _load(item: ParsedFile, report: SeedReport) -> None:
     org_data = item.organisation
     org, created = Organisation.objects.get_or_create(
-        slug=org_data["slug"], defaults={"name": org_data["name"], "kind": org_data["kind"]}
+        slug=org_data.slug, defaults={"name": org_data.name, "kind": org_data.kind}
     )
     if created:
         report.created.append(f"organisation {org.name}")
     else:
-        _sync(org, {"name": org_data["name"], "kind": org_data["kind"]}, report, f"organisation {org.slug}")
+        _sync(org, {"name": org_data.name, "kind": org_data.kind}, report, f"organisation {org.slug}")
 
     themes: dict[str, Theme] = {}
-    for slug, name in item.themes.items():
-        theme, created = Theme.objects.get_or_create(slug=slug, defaults={"name": name.strip()})
+    for theme_data in item.themes:
+        theme, created = Theme.objects.get_or_create(slug=theme_data.slug, defaults={"name": theme_data.name})
         if created:
-            report.created.append(f"theme {name}")
-        themes[slug] = theme
+            report.created.append(f"theme {theme.name}")
+        themes[theme.slug] = theme
 
     data = item.inspection
     values = {
-        "organisation": org,
-        "inspectorate": data["inspectorate"],
-        "programme": data["programme"].strip(),
-        "title": data["title"].strip(),
-        "published": data.get("published"),
-        "published_text": (data.get("published_text") or "").strip(),
-        "url": data.get("url") or "",
-        "tracked": data.get("tracked", True),
+        "inspectorate": data.values.inspectorate,
+        "programme": data.values.programme,
+        "title": data.values.title,
+        "published": data.published,
+        "published_text": data.values.published_text,
+        "url": data.url,
+        "tracked": data.tracked,
     }
-    inspection = Inspection.objects.filter(slug=data["slug"]).first()
+    # Slugs are unique per organisation: another organisation's inspection of the same name is not this one.
+    inspection = Inspection.objects.filter(organisation=org, slug=data.values.slug).first()
     if inspection is None:
-        inspection = Inspection.objects.create(slug=data["slug"], **values)
+        inspection = Inspection.objects.create(organisation=org, slug=data.values.slug, **values)
         report.created.append(f"inspection {inspection.title}")
-    elif inspection.organisation_id != org.pk:
-        raise SeedError(f"{item.path}: inspection '{data['slug']}' already belongs to another organisation")
     else:
         _sync(inspection, values, report, f"inspection {inspection.slug}")
 
     for judgement_data in item.judgements:
         judgement, created = Judgement.objects.get_or_create(
-            inspection=inspection, area=judgement_data["area"].strip(), defaults={"grade": judgement_data["grade"]}
+            inspection=inspection, area=judgement_data.area, defaults={"grade": judgement_data.grade}
         )
         if created:
             report.created.append(f"judgement {judgement}")
         else:
-            _sync(judgement, {"grade": judgement_data["grade"]}, report, f"judgement {judgement.area}")
+            _sync(judgement, {"grade": judgement_data.grade}, report, f"judgement {judgement.area}")
 
     existing = {f.reference: f for f in inspection.findings.prefetch_related("themes").select_related("recommendation")}
     listed: set[str] = set()
     interval = settings.DEFAULT_REVIEW_INTERVAL_DAYS
     for data in item.findings:
-        source = item.sources[data["source"]]
         values = {
-            "kind": data["kind"],
-            "title": data["title"].strip(),
-            "summary": data["summary"].strip(),
-            "quote": data["quote"].strip(),
-            "source_title": source["title"].strip(),
-            "source_reference": (source.get("reference") or "").strip(),
-            "source_location": data["location"].strip(),
+            "kind": data.kind,
+            "title": data.title,
+            "summary": data.summary,
+            "quote": data.quote,
+            "source_title": data.source_title,
+            "source_reference": data.source_reference,
+            "source_location": data.source_location,
         }
-        reference = data["reference"]
+        reference = data.reference
         listed.add(reference)
         finding = existing.get(reference)
         label = f"finding {inspection.slug} {reference}"
@@ -402,7 +503,7 @@ def _load(item: ParsedFile, report: SeedReport) -> None:
             report.created.append(label)
         else:
             _sync(finding, values, report, label)
-        wanted = {themes[slug].pk for slug in data["themes"]}
+        wanted = {themes[slug].pk for slug in data.themes}
         if {t.pk for t in finding.themes.all()} != wanted:
             finding._change_reason = SEED_CHANGE_REASON
             finding.themes.set(wanted)
@@ -415,8 +516,8 @@ def _load(item: ParsedFile, report: SeedReport) -> None:
                 finding,
                 by=None,
                 interval_days=interval,
-                title=values["title"],
-                outcome_measure=(data.get("outcome_measure") or "").strip(),
+                title=data.title,
+                outcome_measure=data.outcome_measure,
                 reason=f"Seeded from {item.path}",
             )
             report.created.append(f"recommendation {inspection.slug} {reference}")

@@ -1,6 +1,7 @@
 """seed_findings: idempotent, never overwrites staff work, all-or-nothing, clear messages."""
 
 import datetime as dt
+import re
 import shutil
 from pathlib import Path
 
@@ -8,9 +9,9 @@ import pytest
 from django.conf import settings
 from django.core.management import CommandError, call_command
 
-from tests.factories import UserFactory
+from tests.factories import OrganisationFactory, UserFactory
 from tracker import workflow
-from tracker.models import Finding, Inspection, Judgement, Organisation, Recommendation, RecommendationEvent
+from tracker.models import Finding, Inspection, Judgement, Organisation, Recommendation, RecommendationEvent, Theme
 from tracker.permissions import Role
 from tracker.seeding import SEED_CHANGE_REASON, SeedError, seed
 
@@ -142,35 +143,96 @@ class TestIdempotence:
         assert counts() == (0, 0, 0, 0, 0)
 
 
+TITLE_LIMIT = Finding._meta.get_field("title").max_length
+THEME_SLUG_LIMIT = Theme._meta.get_field("slug").max_length
+
+# (what is wrong, the file, the place as "file:line where, field", the message)
 MALFORMED = [
-    ("bad YAML", VALID.replace("kind: cause_of_concern", "kind: [unclosed"), "line 17", "not valid YAML"),
+    ("bad YAML", VALID.replace("kind: cause_of_concern", "kind: [unclosed"), "b.yaml:17:", "not valid YAML"),
     (
         "a missing field",
         VALID.replace("    summary: The force does not respond to missing children effectively.\n", ""),
-        "finding CC1",
+        "b.yaml:15 finding CC1:",
         "missing field 'summary'",
     ),
-    ("an unknown kind", VALID.replace("kind: cause_of_concern", "kind: cause"), "finding CC1", "unknown kind 'cause'"),
-    ("a duplicate reference", VALID + VALID[VALID.index("  - reference: CC1") :], "finding CC1", "duplicate reference"),
+    (
+        "an unknown kind",
+        VALID.replace("kind: cause_of_concern", "kind: cause"),
+        "b.yaml:16 finding CC1, field 'kind':",
+        "unknown kind 'cause'",
+    ),
+    (
+        "a duplicate reference",
+        VALID + VALID[VALID.index("  - reference: CC1") :],
+        "b.yaml:23 finding CC1, field 'reference':",
+        "duplicate reference CC1 in 'test-2025' (also on line 15)",
+    ),
     (
         "a bad date",
         VALID.replace("published: 2025-01-22", "published: 2025-13-45"),
-        "line 3",
-        "'published' must be a date",
+        "b.yaml:7 inspection, field 'published':",
+        "must be a date",
     ),
     (
         "an unknown theme",
         VALID.replace("themes: [missing-children]", "themes: [missing]"),
-        "finding CC1",
-        "unknown theme",
+        "b.yaml:22 finding CC1, field 'themes':",
+        "unknown theme 'missing'",
     ),
     (
         "an unknown field",
         VALID.replace("    location: paragraph 9\n", "    location: paragraph 9\n    colour: red\n"),
-        "finding CC1",
+        "b.yaml:15 finding CC1:",
         "unknown field 'colour'",
     ),
-    ("an unknown grade", VALID.replace("grade: inadequate", "grade: poor"), "judgement", "unknown grade 'poor'"),
+    (
+        "an unknown grade",
+        VALID.replace("grade: inadequate", "grade: poor"),
+        "b.yaml:13 judgement, field 'grade':",
+        "unknown grade 'poor'",
+    ),
+    (
+        "a list where a source key is expected",
+        VALID.replace("    source: report", "    source: [report]"),
+        "b.yaml:20 finding CC1, field 'source':",
+        "must be the key of one of the file's sources, not a list",
+    ),
+    (
+        "a mapping where a theme slug is expected",
+        VALID.replace("themes: [missing-children]", "themes: [{a: b}]"),
+        "b.yaml:22 finding CC1, field 'themes':",
+        "each theme must be a theme slug, not a mapping",
+    ),
+    (
+        "a numeric source title",
+        VALID.replace("{key: report, title: The report}", "{key: report, title: 2025}"),
+        "b.yaml:9 source, field 'title':",
+        "must be text, not a number",
+    ),
+    (
+        "a judgement quoting an undeclared source",
+        VALID.replace("grade: inadequate}", "grade: inadequate, source: hearsay}"),
+        "b.yaml:13 judgement, field 'source':",
+        "unknown source 'hearsay' (declared: report)",
+    ),
+    (
+        "a list used as a key",
+        VALID.replace("  missing-children: Missing children", "  [a]: Missing children"),
+        "b.yaml:11:",
+        "not valid YAML: a key must be a plain word",
+    ),
+    (
+        "a title longer than the model allows",
+        VALID.replace("title: Respond to missing children", "title: " + "x" * (TITLE_LIMIT + 1)),
+        "b.yaml:17 finding CC1, field 'title':",
+        f"is {TITLE_LIMIT + 1:,} characters long; the limit is {TITLE_LIMIT:,}",
+    ),
+    (
+        "a theme slug longer than the model allows",
+        VALID.replace("missing-children", "m" * (THEME_SLUG_LIMIT + 1)),
+        f"b.yaml:11 theme {'m' * (THEME_SLUG_LIMIT + 1)}, field 'slug':",
+        f"is {THEME_SLUG_LIMIT + 1} characters long; the limit is {THEME_SLUG_LIMIT}",
+    ),
 ]
 
 
@@ -187,7 +249,8 @@ class TestMalformedFiles:
 
         text = str(error.value)
         assert "Nothing was loaded" in text
-        assert "b.yaml" in text and place in text and message in text
+        assert f"{place} {message}" in text
+        assert "Traceback" not in text
         assert counts() == (0, 0, 0, 0, 0), "the good file must not be loaded either"
 
     def test_a_file_that_is_not_utf8_is_refused(self, tmp_path, db):
@@ -196,14 +259,60 @@ class TestMalformedFiles:
         with pytest.raises(SeedError, match=r"latin\.yaml: the file is not UTF-8 text"):
             seed([path])
 
-    def test_the_same_inspection_in_two_files_is_refused(self, tmp_path, db):
-        with pytest.raises(SeedError, match="inspection 'test-2025' is also in"):
-            seed([write(tmp_path, VALID, "a.yaml"), write(tmp_path, VALID, "b.yaml")])
-        assert counts() == (0, 0, 0, 0, 0)
-
     def test_the_command_prints_no_traceback(self, tmp_path, db):
         shutil.copy(CLEVELAND_2025, tmp_path / "copy.yaml")
         bad = write(tmp_path, VALID.replace("kind: cause_of_concern", "kind: cause"))
         with pytest.raises(CommandError) as error:
             call_command("seed_findings", str(bad))
         assert "Traceback" not in str(error.value)
+
+    def test_an_organisation_name_already_used_under_another_slug_is_reported_not_a_database_error(self, tmp_path, db):
+        OrganisationFactory(slug="elsewhere", name="Test Force")
+
+        with pytest.raises(CommandError) as error:
+            call_command("seed_findings", str(write(tmp_path, VALID, "b.yaml")))
+
+        assert (
+            "b.yaml:1 organisation, field 'name': 'Test Force' is already the name of organisation 'elsewhere'"
+            in str(error.value)
+        )
+        assert counts() == (1, 0, 0, 0, 0)
+
+    def test_two_files_giving_one_organisation_different_names_or_one_name_two_slugs_are_refused(self, tmp_path, db):
+        renamed = VALID.replace("name: Test Force", "name: Test Police").replace("test-2025", "other-2025")
+        with pytest.raises(SeedError, match=r"b\.yaml:1 organisation, field 'name': differs from .*a\.yaml"):
+            seed([write(tmp_path, VALID, "a.yaml"), write(tmp_path, renamed, "b.yaml")])
+        other_slug = VALID.replace("slug: test-force", "slug: test-police").replace("test-2025", "other-2025")
+        with pytest.raises(SeedError, match=r"b\.yaml:1 organisation, field 'name': 'Test Force' is also the name"):
+            seed([write(tmp_path, VALID, "a.yaml"), write(tmp_path, other_slug, "b.yaml")])
+        assert counts() == (0, 0, 0, 0, 0)
+
+    def test_a_value_of_the_wrong_type_anywhere_is_reported_never_a_crash(self, tmp_path, db):
+        """Every value of the file, in turn, replaced by a list, a mapping, a number, null, a boolean, a date."""
+        values = list(re.finditer(r"(?<=[{\s])(\w+): ([^,{}\n]+)", VALID))
+        assert len(values) >= 20
+        path = tmp_path / "b.yaml"
+        for match in values:
+            for odd in ("[a, b]", "{a: b}", "12", "null", "true", "2025-01-01", "''"):
+                path.write_text(VALID[: match.start(2)] + odd + VALID[match.end(2) :], encoding="utf-8")
+                try:
+                    seed([path], dry_run=True)
+                except SeedError as exc:
+                    assert re.match(r"\S*b\.yaml(:\d+)? ", str(exc)), (match.group(1), odd, str(exc))
+        assert counts() == (0, 0, 0, 0, 0)
+
+
+class TestInspectionSlugs:
+    def test_two_organisations_may_each_seed_an_inspection_with_the_same_slug(self, tmp_path, db):
+        other = VALID.replace("test-force", "other-force").replace("Test Force", "Other Force")
+
+        seed([write(tmp_path, VALID, "a.yaml"), write(tmp_path, other, "b.yaml")])
+        seed([write(tmp_path, VALID, "a.yaml"), write(tmp_path, other, "b.yaml")])  # and again, unchanged
+
+        inspections = Inspection.objects.filter(slug="test-2025")
+        assert sorted(inspections.values_list("organisation__slug", flat=True)) == ["other-force", "test-force"]
+        assert Recommendation.objects.count() == 2
+
+    def test_the_same_inspection_of_one_organisation_in_two_files_is_refused(self, tmp_path, db):
+        with pytest.raises(SeedError, match=r"b\.yaml:3 inspection, field 'slug': inspection 'test-2025' is also in"):
+            seed([write(tmp_path, VALID, "a.yaml"), write(tmp_path, VALID, "b.yaml")])

@@ -5,15 +5,28 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import time
+import tracemalloc
+import zipfile
 
 import pytest
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 from openpyxl import Workbook, load_workbook
+from openpyxl.utils import get_column_letter
 
+from tests.factories import InspectionFactory, UserFactory
 from tracker import imports, workflow
 from tracker.exports import COLUMNS
-from tracker.models import AccessLog, Finding, Inspection, Recommendation, RecommendationEvent
+from tracker.models import (
+    MAX_REVIEW_INTERVAL_DAYS,
+    AccessLog,
+    Finding,
+    Inspection,
+    Recommendation,
+    RecommendationEvent,
+)
+from tracker.permissions import Role
 
 pytestmark = pytest.mark.django_db
 
@@ -209,7 +222,7 @@ MALFORMED = {
         csv_bytes([good_row(Kind="Whim", Themes="missing-children; weather", Title="")]),
         [
             "row 2, column Themes: unknown theme 'weather'",
-            "row 2, column Kind: unknown value 'Whim'",
+            "row 2, column Kind: unknown kind 'Whim' (expected one of: graded_judgement (Graded judgement),",
             "row 2, column Title: must not be empty",
         ],
     ),
@@ -323,3 +336,204 @@ def test_the_admin_import_page_imports_for_a_lead_and_lists_errors(client, group
     assert Recommendation.objects.filter(finding__inspection__slug=NEW_SLUG, owner=olly).count() == 1
     client.force_login(vic)  # staff, but a viewer
     assert client.get(url).status_code == 403
+
+
+# --- Owners: only those tracker.permissions.eligible_owners allows ----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("who", "message"),
+    [
+        ("vic", "'vic' cannot own a recommendation: owners have the Owner or Governance lead role"),
+        ("rita", "'rita' cannot own a recommendation: owners have the Owner or Governance lead role"),
+        ("gone", "'gone' is no longer active and cannot own a recommendation"),
+        ("mallory", "nobody called 'mallory' in your organisation"),
+    ],
+)
+def test_only_eligible_owners_of_the_organisation_may_be_named_as_owners(who, message, lead, vic, rita, mallory, org):
+    UserFactory(username="gone", organisation=org, roles=[Role.OWNER], is_active=False)
+    before = counts()
+    with pytest.raises(imports.ImportFailed) as failure:
+        imports.import_recommendations(csv_bytes([good_row(**{"Owner username": who})]), by=lead)
+    assert [str(p) for p in failure.value.problems] == [f"row 2, column Owner username: {message}"]
+    assert counts() == before
+
+
+def test_a_governance_lead_may_be_named_as_owner_by_username_or_email(lead):
+    rows = [good_row(**{"Owner username": "lead"}), good_row(Reference="CC2", **{"Owner username": lead.email})]
+    imports.import_recommendations(csv_bytes(rows), by=lead)
+    imported = Recommendation.objects.filter(finding__inspection__slug=NEW_SLUG)
+    assert list(imported.values_list("owner__username", flat=True)) == ["lead", "lead"]
+
+
+def test_the_review_interval_is_bounded_by_the_models_bound(lead, olly):
+    too_long = good_row(**{"Review interval (days)": str(MAX_REVIEW_INTERVAL_DAYS + 1)})
+    with pytest.raises(imports.ImportFailed) as failure:
+        imports.import_recommendations(csv_bytes([too_long]), by=lead)
+    assert str(failure.value) == (
+        f"row 2, column Review interval (days): must be between 1 and {MAX_REVIEW_INTERVAL_DAYS} days, "
+        f"got {MAX_REVIEW_INTERVAL_DAYS + 1}"
+    )
+
+
+def test_a_target_date_the_workflow_would_refuse_is_reported_by_row_and_column(lead, olly):
+    with pytest.raises(imports.ImportFailed) as failure:
+        imports.import_recommendations(csv_bytes([good_row(**{"Target date": "1999-12-31"})]), by=lead)
+    assert str(failure.value) == "row 2, column Target date: must be between 2000 and 2099, got 1999-12-31"
+
+
+# --- Inspection slugs are the organisation's own -------------------------------------------------
+
+
+def test_another_organisations_inspection_slug_is_not_revealed_and_may_be_used(lead, olly, other_org):
+    InspectionFactory(organisation=other_org, slug=NEW_SLUG)
+
+    imports.import_recommendations(csv_bytes([good_row()]), by=lead)
+
+    mine = Inspection.objects.get(slug=NEW_SLUG, organisation=lead.organisation)
+    assert Recommendation.objects.filter(finding__inspection=mine).count() == 1
+    assert Inspection.objects.filter(slug=NEW_SLUG).count() == 2
+
+
+def test_the_organisations_own_inspection_slug_is_refused(lead, olly):
+    InspectionFactory(organisation=lead.organisation, slug=NEW_SLUG)
+    with pytest.raises(imports.ImportFailed, match="inspection 'acme-police-2026-ncpi' already exists"):
+        imports.import_recommendations(csv_bytes([good_row()]), by=lead)
+
+
+def test_a_seeded_slug_is_refused_only_for_the_organisation_it_is_seeded_for(cleveland, lead, mallory):
+    row = good_row(**{"Inspection slug": "cleveland-police-2017-ncpi", "Owner username": ""})
+    with pytest.raises(imports.ImportFailed, match="already exists"):
+        imports.import_recommendations(csv_bytes([row]), by=lead)
+    imports.import_recommendations(csv_bytes([row]), by=mallory)
+    assert Inspection.objects.get(slug="cleveland-police-2017-ncpi", organisation=mallory.organisation)
+
+
+def test_an_inspection_slug_is_unique_within_its_organisation_only(org, other_org):
+    from django.db import IntegrityError, transaction
+
+    InspectionFactory(organisation=org, slug="same")
+    InspectionFactory(organisation=other_org, slug="same")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        InspectionFactory(organisation=org, slug="same")
+
+
+# --- Size caps: checked before the file is read whole ------------------------------------------
+
+
+def _raw_xlsx(rows_xml: str, dimension: str = "") -> bytes:
+    """An .xlsx written as XML, so that it can hold what openpyxl would never write."""
+    header = "".join(
+        f'<c r="{get_column_letter(i)}1" t="inlineStr"><is><t>{h}</t></is></c>' for i, h in enumerate(HEADERS, 1)
+    )
+    sheet = (
+        '<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+        f'{dimension}<sheetData><row r="1">{header}</row>{rows_xml}</sheetData></worksheet>'
+    )
+    main = "http://schemas.openxmlformats.org"
+    parts = {
+        "[Content_Types].xml": (
+            f'<Types xmlns="{main}/package/2006/content-types">'
+            '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+            '<Default Extension="xml" ContentType="application/xml"/>'
+            '<Override PartName="/xl/workbook.xml" '
+            'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/>'
+            '<Override PartName="/xl/worksheets/sheet1.xml" '
+            'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/></Types>'
+        ),
+        "_rels/.rels": (
+            f'<Relationships xmlns="{main}/package/2006/relationships"><Relationship Id="rId1" '
+            f'Type="{main}/officeDocument/2006/relationships/officeDocument" Target="xl/workbook.xml"/>'
+            "</Relationships>"
+        ),
+        "xl/workbook.xml": (
+            f'<workbook xmlns="{main}/spreadsheetml/2006/main" '
+            f'xmlns:r="{main}/officeDocument/2006/relationships"><sheets>'
+            '<sheet name="Sheet1" sheetId="1" r:id="rId1"/></sheets></workbook>'
+        ),
+        "xl/_rels/workbook.xml.rels": (
+            f'<Relationships xmlns="{main}/package/2006/relationships"><Relationship Id="rId1" '
+            f'Type="{main}/officeDocument/2006/relationships/worksheet" Target="worksheets/sheet1.xml"/>'
+            "</Relationships>"
+        ),
+        "xl/worksheets/sheet1.xml": sheet,
+    }
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, text in parts.items():
+            archive.writestr(name, text)
+    return buffer.getvalue()
+
+
+def _wide_row(cells: int, empty: bool = False) -> str:
+    cell = '<c r="{ref}2" s="0"/>' if empty else '<c r="{ref}2"><v>1</v></c>'
+    return '<row r="2">' + "".join(cell.format(ref=get_column_letter(min(i, 16384))) for i in range(1, cells + 1))
+
+
+def _read_with_peak(content: bytes) -> tuple[imports.ImportFailed, float, int]:
+    tracemalloc.start()
+    started = time.perf_counter()
+    try:
+        with pytest.raises(imports.ImportFailed) as failure:
+            imports.read_rows(content, "wide.xlsx")
+        return failure.value, time.perf_counter() - started, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("dimension", ["", '<dimension ref="A1:XFD2"/>'], ids=["no dimension", "a dimension"])
+def test_a_row_with_a_huge_number_of_cells_is_refused_without_reading_it(dimension):
+    content = _raw_xlsx(_wide_row(300_000) + "</row>", dimension)
+
+    failure, seconds, peak = _read_with_peak(content)
+
+    last = get_column_letter(imports.MAX_COLUMNS)
+    assert str(failure) == (
+        f"row 2, column {get_column_letter(imports.MAX_COLUMNS + 1)}: a value beyond the last column read "
+        f"({last}); delete it, or move it into one of the export's columns"
+    )
+    assert peak < 20 * 1024 * 1024, f"{peak / 1e6:.0f} MB"  # the whole row would take hundreds
+    assert seconds < 2
+
+
+def test_a_row_of_many_formatted_but_empty_cells_is_refused_without_reading_it():
+    failure, _, peak = _read_with_peak(_raw_xlsx(_wide_row(300_000, empty=True) + "</row>"))
+    assert str(failure).startswith(f"row 2: this row has more than {imports.MAX_CELLS_PER_ROW} cells")
+    assert peak < 20 * 1024 * 1024, f"{peak / 1e6:.0f} MB"
+
+
+def test_a_value_beyond_the_columns_read_is_refused_not_dropped(lead, olly):
+    far = get_column_letter(imports.MAX_COLUMNS + 3)
+    rows = csv_bytes([[*good_row(), *[""] * (imports.MAX_COLUMNS + 2 - len(HEADERS)), "lost?"]])
+    with pytest.raises(imports.ImportFailed) as failure:
+        imports.import_recommendations(rows, by=lead)
+    assert str(failure.value).startswith(f"row 2, column {far}: a value beyond the last column read")
+
+
+@pytest.mark.parametrize("kind", ["csv", "xlsx"])
+def test_more_findings_than_the_cap_are_refused_even_with_blank_rows_among_them(kind, lead, olly, monkeypatch):
+    monkeypatch.setattr(imports, "MAX_ROWS", 3)
+    rows = [good_row(Reference=f"CC{n}") for n in range(1, 5)]
+    rows.insert(2, [""] * len(HEADERS))
+    content = csv_bytes(rows) if kind == "csv" else _xlsx(rows)
+    before = counts()
+    with pytest.raises(imports.ImportFailed) as failure:
+        imports.import_recommendations(content, by=lead)
+    assert str(failure.value) == "file: the file has more than 3 findings; split it into files of at most 3 rows."
+    assert counts() == before
+
+
+def test_a_spreadsheet_that_unpacks_too_large_is_refused_before_it_is_opened(monkeypatch):
+    monkeypatch.setattr(imports, "MAX_UNPACKED_BYTES", 1000)
+    with pytest.raises(imports.ImportFailed, match=r"^file: the spreadsheet unpacks to 0 MB; the limit is 0 MB"):
+        imports.read_rows(_xlsx([good_row()]), "plan.xlsx")
+
+
+def test_a_spreadsheet_with_findings_far_down_the_sheet_is_refused():
+    far = imports.MAX_SHEET_ROWS + 1
+    content = _raw_xlsx(f'<row r="{far}"><c r="A{far}"><v>1</v></c></row>')
+    with pytest.raises(imports.ImportFailed) as failure:
+        imports.read_rows(content, "plan.xlsx")
+    assert (
+        str(failure.value) == f"row {far}: the findings must be in the first {imports.MAX_SHEET_ROWS} rows of the sheet"
+    )
