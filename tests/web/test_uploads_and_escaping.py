@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import runpy
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from django.urls import reverse
 from tests.web.conftest import PDF_BYTES
 from tracker import workflow
 from tracker.models import Evidence, ProgressUpdate
+from tracker.uploads import UploadRejected, check_upload
 
 pytestmark = pytest.mark.django_db
 
@@ -90,10 +92,18 @@ def test_a_file_over_the_size_limit_is_refused(client, started, settings):
     _assert_refused(response, settings, "The selected file must be smaller than 1 KB")
 
 
-def test_the_size_limit_defaults_to_20_megabytes():
-    from config import settings as project_settings
+def test_the_size_limit_defaults_to_20_megabytes(settings, monkeypatch):
+    # Read the settings file afresh without EVIDENCE_MAX_BYTES in the environment: the value already
+    # loaded may have come from the environment, and is whatever the settings said at start-up.
+    monkeypatch.delenv("EVIDENCE_MAX_BYTES", raising=False)
+    default = runpy.run_path(str(Path(settings.BASE_DIR) / "config" / "settings.py"))["EVIDENCE_MAX_BYTES"]
+    settings.EVIDENCE_MAX_BYTES = default
 
-    assert project_settings.EVIDENCE_MAX_BYTES == 20 * 1024 * 1024
+    twenty_megabytes = 20 * 1024 * 1024
+    at_the_limit = PDF_BYTES + b"%" * (twenty_megabytes - len(PDF_BYTES))
+    assert check_upload(SimpleUploadedFile("big.pdf", at_the_limit, content_type="application/pdf"))
+    with pytest.raises(UploadRejected, match="must be smaller than 20 MB"):
+        check_upload(SimpleUploadedFile("big.pdf", at_the_limit + b"%", content_type="application/pdf"))
 
 
 @pytest.mark.parametrize(
