@@ -282,7 +282,7 @@ def fill(pattern: Pattern, world: World, side: str = "a") -> list[Case] | None:
         return []
     if not pattern.kwargs and not pattern.positional:
         return []  # a page of no object: requested by test_pages_of_no_object_show_nothing_of_a
-    if pattern.name == "admin:view_on_site":
+    if pattern.name in ("admin:view_on_site", "admin-view-on-site"):
         return [
             Case(
                 _url(pattern, content_type_id=ContentType.objects.get_for_model(obj).pk, object_id=obj.pk),
@@ -555,3 +555,14 @@ def test_the_platform_operator_sees_every_organisation_by_design(world, db):
     assert response.status_code == 200
     assert MARKER in _text(response)
     assert client.get(reverse("admin:tracker_recommendation_history", args=[rec.pk])).status_code == 200
+
+
+def test_view_on_site_does_not_even_redirect_to_another_organisations_page(world, db):
+    """Django's own shortcut would redirect to any object's page by id, confirming that it exists."""
+    rec = world.a["recommendation"]
+    url = f"/admin/r/{ContentType.objects.get_for_model(Recommendation).pk}/{rec.pk}/"
+
+    assert _client(world, "lead").get(url).status_code == 404
+    assert _client(world, "lead").get(url.replace(f"/{rec.pk}/", "/not-a-number/")).status_code == 404
+    at_home = _client(world, "a-lead").get(url)
+    assert (at_home.status_code, at_home["Location"]) == (302, f"http://testserver{rec.get_absolute_url()}")
