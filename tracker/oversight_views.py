@@ -20,7 +20,7 @@ from django.views.decorators.http import require_http_methods
 
 from tracker import boardpack, calendar_feed, dashboard, exports, imports, permissions
 from tracker.filters import RecommendationFilter
-from tracker.forms import SORTS
+from tracker.forms import SORTS, GovUKDateField
 from tracker.models import AccessLog, Inspection
 from tracker.views import staff_page
 
@@ -50,19 +50,19 @@ def dashboard_page(request: HttpRequest) -> HttpResponse:
 
 
 class SinceForm(forms.Form):
-    since = forms.DateField(
+    since = GovUKDateField(
+        error_name="The date",
         label="Show owner and target-date changes since",
-        help_text="For example, the date of the last board meeting.",
+        help_text="For example, the date of the last board meeting: 31 3 2026",
         required=False,
-        widget=forms.DateInput(attrs={"type": "date"}),
-        error_messages={"invalid": "Enter the date as a real date, for example 2026-03-31."},
     )
 
 
 def _pack(request: HttpRequest, pk: int) -> tuple[boardpack.BoardPack, SinceForm]:
     _require_oversight(request)
     inspection = _inspection(request, pk)
-    form = SinceForm(request.GET if "since" in request.GET else None)
+    asked = any(key == "since" or key.startswith("since-") for key in request.GET)
+    form = SinceForm(request.GET if asked else None)
     since = boardpack.default_since()
     if form.is_bound and form.is_valid() and form.cleaned_data["since"]:
         since = form.cleaned_data["since"]

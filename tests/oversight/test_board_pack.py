@@ -74,13 +74,31 @@ def test_the_page_renders_for_reviewers_viewers_and_leads(client, meeting, rita,
         assert f'href="/inspections/{meeting.pk}/board-pack.pdf?since=2026-02-01"' in html
 
 
-def test_a_bad_date_is_explained_and_the_default_period_used(client, meeting, rita):
+@pytest.mark.parametrize(
+    ("asked", "message"),
+    [
+        ({"since-day": "30", "since-month": "2", "since-year": "2026"}, "The date must be a real date"),
+        ({"since-day": "1", "since-month": "2", "since-year": ""}, "The date must include a year"),
+        ({"since": "2026-02-30"}, "The date must include a day and month"),
+    ],
+)
+def test_a_bad_date_is_explained_and_the_default_period_used(client, meeting, rita, asked, message):
     client.force_login(rita)
-    response = client.get(reverse("tracker:board-pack", args=[meeting.pk]), {"since": "2026-02-30"})
+    response = client.get(reverse("tracker:board-pack", args=[meeting.pk]), asked)
     assert response.status_code == 200
     html = response.content.decode()
-    assert "There is a problem" in html and "Enter the date as a real date" in html
+    assert "There is a problem" in html and message in html
     assert f"since {boardpack.default_since():%-d %B %Y}" in html
+
+
+def test_the_date_is_typed_as_day_month_and_year(client, meeting, rita):
+    client.force_login(rita)
+    response = client.get(
+        reverse("tracker:board-pack", args=[meeting.pk]), {"since-day": "1", "since-month": "2", "since-year": "2026"}
+    )
+    html = response.content.decode()
+    assert "changes since 1 February 2026" in html
+    assert 'name="since-day"' in html and 'inputmode="numeric"' in html
 
 
 def test_the_inspection_page_links_to_the_pack(client, meeting, rita):

@@ -48,8 +48,15 @@ def test_dashboard_and_board_pack_in_chromium(page: Page, live_server, cleveland
     snap(page, "oversight-02-board-pack")
     assert serious_axe_violations(page) == []
 
-    page.get_by_label("Show owner and target-date changes since").fill("2026-02-30")
-    page.get_by_label("Show owner and target-date changes since").fill("")
+    since = page.get_by_role("group", name="Show owner and target-date changes since")
+    since.get_by_label("Day").fill("30")
+    since.get_by_label("Month").fill("2")
+    since.get_by_label("Year").fill("2026")
+    page.get_by_role("button", name="Show changes since this date").click()
+    expect(page.get_by_text("The date must be a real date").first).to_be_visible()
+    since = page.get_by_role("group", name="Show owner and target-date changes since")
+    for part in ("Day", "Month", "Year"):
+        since.get_by_label(part).fill("")
     page.get_by_role("button", name="Show changes since this date").click()
     expect(page.get_by_role("heading", name="Recommendations (14)")).to_be_visible()
 
