@@ -135,6 +135,9 @@ def test_a_null_target_date_is_refused_and_removal_is_its_own_action(client_for,
     version = set_date.json()["version"]
     cleared = api.post(url + "change-target-date/", {"target_date": None, "version": version}, format="json")
     assert cleared.status_code == 400
+    impossible = api.post(url + "change-target-date/", {"target_date": "2027-02-31", "version": version}, format="json")
+    assert impossible.status_code == 400
+    assert "target_date" in impossible.json()["errors"]
     assert api.get(url).json()["target_date"] == "2027-04-30"
     no_reason = api.post(url + "remove-target-date/", {"version": version}, format="json")
     assert no_reason.status_code == 400

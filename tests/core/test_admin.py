@@ -738,3 +738,33 @@ def test_a_lead_adds_a_recommendation_through_the_workflow(client, role_permissi
     assert response.status_code == 302
     rec = Recommendation.objects.get(finding=finding)
     assert rec.events.filter(action=RecommendationEvent.Action.CREATED, actor=lead).count() == 1
+
+
+@pytest.mark.parametrize("typed", ["2027-02-31", "31/02/2027", "20277-01-01"])
+def test_an_impossible_target_date_is_refused_in_the_admin_and_nothing_changes(client, ours, lead, typed):
+    client.force_login(lead)
+    before = (ours.target_date, ours.version)
+
+    response = client.post(
+        reverse("admin:tracker_recommendation_change", args=[ours.pk]),
+        change_data(ours, client, target_date=typed, reason="Typo"),
+    )
+
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors["target_date"]
+    ours.refresh_from_db()
+    assert (ours.target_date, ours.version) == before
+
+
+def test_a_viewer_posted_as_owner_is_refused_in_the_admin_and_nothing_changes(client, ours, lead, vic):
+    client.force_login(lead)
+    before = (ours.owner_id, ours.version)
+
+    response = client.post(
+        reverse("admin:tracker_recommendation_change", args=[ours.pk]), change_data(ours, client, owner=vic.pk)
+    )
+
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors["owner"]
+    ours.refresh_from_db()
+    assert (ours.owner_id, ours.version) == before
