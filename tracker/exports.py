@@ -97,21 +97,42 @@ def _row(rec: Recommendation) -> dict[str, object]:
     }
 
 
+# Rows are read from the database this many at a time (with their themes), so memory stays flat however
+# many recommendations are exported, and no query carries more ids than SQLite allows.
+CHUNK = 1000
+
+
 def rows(queryset: QuerySet[Recommendation]) -> Iterator[list[object]]:
-    """Neutralised cell values, one list per recommendation, in COLUMNS order."""
-    for rec in export_queryset(queryset):
+    """Neutralised cell values, one list per recommendation, in COLUMNS order, read in chunks."""
+    for rec in export_queryset(queryset).iterator(chunk_size=CHUNK):
         values = _row(rec)
         yield [neutralise(values[column.key]) for column in COLUMNS]
 
 
-def to_csv(data: Iterable[list[object]]) -> bytes:
-    """UTF-8 with a byte-order mark, so that Excel opens accented names and curly quotes correctly."""
+def _csv_cells(row: Iterable[object]) -> list[object]:
+    return ["" if v is None else v.isoformat() if isinstance(v, dt.date) else v for v in row]
+
+
+def csv_chunks(data: Iterable[list[object]], rows_per_chunk: int = 200) -> Iterator[bytes]:
+    """The CSV a piece at a time, for a streamed response: a byte-order mark (so Excel reads UTF-8
+    accents and curly quotes), the header, then the rows."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
+    buffer.write("\ufeff")
     writer.writerow([column.header for column in COLUMNS])
-    for row in data:
-        writer.writerow(["" if v is None else v.isoformat() if isinstance(v, dt.date) else v for v in row])
-    return buffer.getvalue().encode("utf-8-sig")
+    for count, row in enumerate(data, start=1):
+        writer.writerow(_csv_cells(row))
+        if count % rows_per_chunk == 0:
+            yield buffer.getvalue().encode()
+            buffer.seek(0)
+            buffer.truncate()
+    if buffer.tell():
+        yield buffer.getvalue().encode()
+
+
+def to_csv(data: Iterable[list[object]]) -> bytes:
+    """The whole CSV at once (tests and small files); the page streams ``csv_chunks`` instead."""
+    return b"".join(csv_chunks(data))
 
 
 def to_xlsx(data: Iterable[list[object]]) -> bytes:

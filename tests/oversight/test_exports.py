@@ -23,7 +23,8 @@ DANGEROUS = ['=HYPERLINK("http://evil")', "+1+1", "-2+3", "@SUM(A1)", "\tcmd", "
 
 
 def read_csv(response) -> list[dict]:
-    body = response.content
+    assert response.streaming  # written a chunk at a time, never built whole in memory
+    body = b"".join(response.streaming_content)
     assert body.startswith(b"\xef\xbb\xbf")  # a BOM, so Excel reads UTF-8
     return list(csv.DictReader(io.StringIO(body.decode("utf-8-sig"), newline="")))
 
@@ -151,3 +152,15 @@ def test_the_same_number_of_queries_at_10_and_200_rows(client, org, rita, olly, 
     at_200 = _queries(client, url)
     assert at_10 == at_200, (at_10, at_200)
     assert AccessLog.objects.order_by("-pk").first().detail["rows"] == 200
+
+
+def test_the_csv_is_written_in_pieces_that_join_into_exactly_the_whole_file():
+    data = [[f"row {n}", "=SUM(A1)", None, dt.date(2027, 3, 31)] for n in range(7)]
+    pieces = list(exports.csv_chunks(data, rows_per_chunk=3))
+
+    assert len(pieces) == 3  # header with rows 1-3, rows 4-6, row 7
+    text = b"".join(pieces).decode("utf-8-sig")
+    lines = text.split("\r\n")
+    assert lines[0].startswith("Inspection slug,")
+    assert lines[1:8] == [f"row {n},=SUM(A1),,2027-03-31" for n in range(7)]
+    assert list(exports.csv_chunks([])) == [("\ufeff" + ",".join(c.header for c in exports.COLUMNS) + "\r\n").encode()]

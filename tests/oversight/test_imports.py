@@ -144,7 +144,8 @@ def test_xlsx_export_then_import_gives_the_same_recommendations(client, planned,
 
 def test_csv_export_then_import_by_command_gives_the_same_recommendations(client, planned, rita, lead, tmp_path):
     client.force_login(rita)
-    text = client.get(reverse("tracker:export-csv"), {"inspection": planned.pk}).content.decode("utf-8-sig")
+    response = client.get(reverse("tracker:export-csv"), {"inspection": planned.pk})
+    text = b"".join(response.streaming_content).decode("utf-8-sig")
     header, *rows = list(csv.reader(io.StringIO(text, newline="")))
     path = tmp_path / "plan.csv"
     path.write_bytes(csv_bytes(retitle(rows, header), header))
