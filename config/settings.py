@@ -298,6 +298,9 @@ REMINDER_ESCALATION_DAYS = env_int("REMINDER_ESCALATION_DAYS", 14, minimum=1)
 # Delivery: a claimed batch is leased to one worker; temporary failures wait in the ledger with
 # exponential backoff and jitter; after REMINDER_MAX_ATTEMPTS a row is dead (shown in the admin).
 REMINDER_LEASE_SECONDS = env_int("REMINDER_LEASE_SECONDS", 600, minimum=1)
+# The lease renewed before each digest must outlast this many EMAIL_TIMEOUTs (one SMTP exchange),
+# checked at worker start-up; only tests with a lease of a few seconds lower it.
+REMINDER_SEND_TIMEOUTS = env_int("REMINDER_SEND_TIMEOUTS", 10, minimum=1)
 REMINDER_BATCH_RECIPIENTS = env_int("REMINDER_BATCH_RECIPIENTS", 100, minimum=1)
 REMINDER_RETRY_BASE_SECONDS = env_int("REMINDER_RETRY_BASE_SECONDS", 60, minimum=1)
 REMINDER_RETRY_MAX_SECONDS = env_int("REMINDER_RETRY_MAX_SECONDS", 6 * 3600, minimum=1)

@@ -966,6 +966,28 @@ class ReminderAdmin(ReadOnlyAdmin):
     def has_retry_permission(self, request) -> bool:
         return is_operator(request.user) or is_governance_lead(request.user)
 
+    def get_urls(self):
+        from django.urls import path
+
+        view = self.admin_site.admin_view(self.health_view)
+        return [path("health/", view, name="tracker_reminder_health"), *super().get_urls()]
+
+    def health_view(self, request):
+        """Reminder health: the lead's own organisation's ledger, or every organisation's for the operator."""
+        from tracker import health
+
+        if not (is_operator(request.user) or is_governance_lead(request.user)):
+            raise PermissionDenied
+        figures = health.reminder_health(self.get_queryset(request))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Reminder health",
+            "opts": self.model._meta,
+            "lines": figures.lines(show_holder=is_operator(request.user)),
+            "sweep_stale": health.sweep_is_stale(figures.now),
+        }
+        return TemplateResponse(request, "admin/tracker/reminder/health.html", context)
+
     @admin.action(description="Retry the selected failed or dead reminders now", permissions=["retry"])
     def retry_now(self, request, queryset) -> None:
         from tracker import reminders

@@ -16,7 +16,7 @@ from django.db.models import Count, Q, QuerySet
 from django.db.models.functions import TruncWeek
 from django.utils import timezone
 
-from tracker import permissions
+from tracker import health, permissions
 from tracker.models import Evidence, Finding, Inspection, Rag, Recommendation, RecommendationEvent, Status
 
 if TYPE_CHECKING:
@@ -212,6 +212,7 @@ class Dashboard:
     rag_chart: BarChart | None = None
     progress_chart: ProgressChart | None = None
     theme_chart: BarChart | None = None
+    sweep_stale: bool = False  # no reminder sweep in over a day: reminders may not be going out
 
 
 def _counts_by_inspection(scope: QuerySet[Recommendation], today: dt.date) -> dict[int, dict]:
@@ -377,6 +378,7 @@ def build(user: User, *, inspection: Inspection | None = None, today: dt.date | 
         awaiting=awaiting,
         weeks=weeks,
         themes=themes,
+        sweep_stale=health.sweep_is_stale(),
     )
     board.status_chart = bar_chart(
         "status", "Recommendations by status", [(label, n, STATUS_COLOURS[value]) for value, label, n in by_status]

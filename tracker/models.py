@@ -653,3 +653,28 @@ class CalendarFeedToken(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+
+class SweepRun(models.Model):
+    """One row per London date whose review sweep has planned that day's reminders.
+
+    The delivery tick looks for today's row: none once the scheduled time has passed means beat
+    missed the sweep (it was down at the time, or the queued sweep was lost with the broker), and the
+    tick runs it (``tracker.schedule``). The health page and ``check_reminders`` read ``finished_at``.
+    A second sweep on the same day (a start-up sweep, a catch-up racing beat) moves ``finished_at``
+    on and leaves the rest as the first one wrote it.
+    """
+
+    day = models.DateField(unique=True)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(help_text="When the day's latest sweep finished planning.")
+    planned = models.PositiveIntegerField(default=0, help_text="Reminders the day's first sweep added.")
+    caught_up = models.BooleanField(
+        default=False, help_text="The day's first sweep was run by the delivery tick: beat had missed it."
+    )
+
+    class Meta:
+        ordering = ["-day"]
+
+    def __str__(self) -> str:
+        return f"Review sweep of {self.day:%Y-%m-%d}{' (caught up)' if self.caught_up else ''}"

@@ -9,7 +9,10 @@ send the same row; re-checks each row against the recommendation as it is now, b
 ``rules`` the planner runs as SQL (a completed review or a new owner cancels what is no longer
 due); sends one digest per recipient over one connection
 per batch; and records every outcome on the rows. A digest is marked sent as soon as it is handed
-over, so a worker that dies mid-batch can repeat at most the one digest it was sending.
+over, so a worker that dies mid-batch can repeat at most the one digest it was sending. The lease is
+held, not assumed: it is renewed right before each digest, and a worker that finds it lost sends
+nothing more for those rows. Nothing here sends inside a transaction, whose rollback would keep the
+mail and lose the marks.
 """
 
 from __future__ import annotations
@@ -235,6 +238,7 @@ class DeliveryReport:
     failed: list[tuple[str, str]] = field(default_factory=list)  # (address or user, error)
     retrying: list[tuple[str, str]] = field(default_factory=list)
     cancelled: int = 0
+    deferred: int = 0  # rows handed back unsent because the deadline came
     server_unreachable: bool = False
 
     def merge(self, other: DeliveryReport) -> None:
@@ -242,6 +246,7 @@ class DeliveryReport:
         self.failed += other.failed
         self.retrying += other.retrying
         self.cancelled += other.cancelled
+        self.deferred += other.deferred
         self.server_unreachable = self.server_unreachable or other.server_unreachable
 
     def as_dict(self) -> dict[str, int]:
@@ -251,6 +256,7 @@ class DeliveryReport:
             "failed": len(self.failed),
             "retrying": len(self.retrying),
             "cancelled": self.cancelled,
+            "deferred": self.deferred,
         }
 
 
@@ -415,6 +421,54 @@ def _record_failure(token: str, rows: list[Reminder], exc: BaseException, perman
     return error
 
 
+def timing_problems() -> list[str]:
+    """Why a renewed lease could run out during the send it covers, if it could.
+
+    One digest is a handful of socket operations (connect, greeting, EHLO, MAIL, RCPT, DATA, the body,
+    the reply), each bounded by EMAIL_TIMEOUT: the lease renewed before it must outlast them all
+    (REMINDER_SEND_TIMEOUTS of them), or another worker could take the rows mid-send.
+    """
+    lease = settings.REMINDER_LEASE_SECONDS
+    factor = settings.REMINDER_SEND_TIMEOUTS
+    if settings.EMAIL_TIMEOUT * factor < lease:
+        return []
+    return [
+        f"EMAIL_TIMEOUT ({settings.EMAIL_TIMEOUT}s) x {factor} must be less than REMINDER_LEASE_SECONDS ({lease}s), "
+        "so that a lease renewed before a digest outlasts its send."
+    ]
+
+
+def _refuse_inside_a_transaction() -> None:
+    # A rollback would undo the "sent" marks but not the mail: the next run would send it all again.
+    if transaction.get_connection().in_atomic_block:
+        raise RuntimeError(
+            "Reminders are never sent inside a transaction: a rollback would keep the mail and lose the "
+            "record that it was sent. Call deliver() outside transaction.atomic()."
+        )
+
+
+def _renew_lease(token: str, group: list[Reminder]) -> bool:
+    """Extend this worker's lease on ``group`` (rows not yet sent), before a digest is handed over.
+
+    The UPDATE matches a row only while it is still SENDING under our token; a worker whose lease ran
+    out and whose rows were claimed again matches fewer rows than it asked for and must not send.
+    Renewed, the rows cannot be claimed (claim needs ``lease_until < now``) until the send is long
+    over (``timing_problems``). SQLite runs one writer at a time; on PostgreSQL a renewal and a claim
+    of one row queue on its row lock and the second re-checks its WHERE, so both cannot win.
+    """
+    renewed = Reminder.objects.filter(pk__in=[r.pk for r in group], lease_token=token, state=State.SENDING).update(
+        lease_until=timezone.now() + dt.timedelta(seconds=settings.REMINDER_LEASE_SECONDS)
+    )
+    return renewed == len(group)
+
+
+def _release(token: str, rows: list[Reminder]) -> int:
+    """Hand back rows we still hold but will not send now: due again at once, the claim's attempt undone."""
+    return Reminder.objects.filter(pk__in=[r.pk for r in rows], lease_token=token, state=State.SENDING).update(
+        state=State.PENDING, lease_until=None, next_attempt_at=timezone.now(), attempts=F("attempts") - 1
+    )
+
+
 def _by_recipient(rows: Iterable[Reminder]) -> Iterator[tuple[User, list[Reminder]]]:
     groups: dict[int, list[Reminder]] = defaultdict(list)
     for row in rows:
@@ -423,7 +477,7 @@ def _by_recipient(rows: Iterable[Reminder]) -> Iterator[tuple[User, list[Reminde
         yield group[0].recipient, group
 
 
-def _deliver_batch(token: str, rows: list[Reminder], today: dt.date) -> DeliveryReport:
+def _deliver_batch(token: str, rows: list[Reminder], today: dt.date, deadline: float | None = None) -> DeliveryReport:
     report = DeliveryReport()
     leads = _leads_among({row.recipient_id for row in rows})
     policy = Policy.from_settings()
@@ -450,8 +504,17 @@ def _deliver_batch(token: str, rows: list[Reminder], today: dt.date) -> Delivery
     mail = get_connection(fail_silently=False)
     connection_open = False
     groups = list(_by_recipient(live))
+    # The lease is held, not assumed. While more than half of it remains nobody else can claim these rows
+    # (a claim needs ``lease_until < now``, and half a lease is far more than any clock skew), so a send
+    # goes ahead without a query; past that, it is renewed by a conditional UPDATE first (_renew_lease).
+    lease = dt.timedelta(seconds=settings.REMINDER_LEASE_SECONDS)
+    held_until = min((row.lease_until for row in live if row.lease_until), default=timezone.now())
     try:
         for index, (recipient, group) in enumerate(groups):
+            if deadline is not None and time.monotonic() >= deadline:
+                # Out of time: the rest is due again at once, for the next run.
+                report.deferred = _release(token, [row for _, rest in groups[index:] for row in rest])
+                break
             try:
                 if not recipient.email:
                     raise _Permanent("no email address")
@@ -460,6 +523,20 @@ def _deliver_batch(token: str, rows: list[Reminder], today: dt.date) -> Delivery
                 if not connection_open:
                     mail.open()  # one connection for the whole batch
                     connection_open = True
+                if held_until - timezone.now() < lease / 2:
+                    # Renew before sending once half the lease is gone: the whole rest of the batch in one
+                    # UPDATE, or, if some of it was lost, this recipient's rows alone.
+                    rest = [row for _, other_group in groups[index:] for row in other_group]
+                    renewed_at = timezone.now()
+                    if _renew_lease(token, rest):
+                        held_until = renewed_at + lease
+                    elif not _renew_lease(token, group):
+                        # Our lease ran out and another worker holds (some of) these rows: it sends them.
+                        _release(token, group)
+                        logger.warning(
+                            "Lost the lease on user %s's reminders; leaving them to their new holder", recipient.pk
+                        )
+                        continue
                 mail.send_messages([message])
             except SoftTimeLimitExceeded:
                 raise  # the rows stay leased and are picked up again when the lease runs out
@@ -478,9 +555,16 @@ def _deliver_batch(token: str, rows: list[Reminder], today: dt.date) -> Delivery
                     break
                 continue
             # Handed over: record it at once, so a crash from here on repeats no other digest.
-            Reminder.objects.filter(pk__in=[r.pk for r in group], lease_token=token).update(
-                state=State.SENT, sent_at=timezone.now(), lease_until=None, last_error=""
-            )
+            marked = Reminder.objects.filter(
+                pk__in=[r.pk for r in group], lease_token=token, state=State.SENDING
+            ).update(state=State.SENT, sent_at=timezone.now(), lease_until=None, last_error="")
+            if marked != len(group):  # cannot happen while sends stay inside the lease (timing_problems)
+                logger.error(
+                    "Sent user %s a digest of %d reminder(s) but held only %d of them by then",
+                    recipient.pk,
+                    len(group),
+                    marked,
+                )
             report.sent.append(
                 (recipient.email, [f"{i.reference} {i.stage_label.lower()} (review due {i.review_due})" for i in items])
             )
@@ -498,17 +582,18 @@ def deliver(
 ) -> DeliveryReport:
     """Send everything that is due, batch by batch, until nothing is claimable or time is short.
 
-    ``deadline`` is a ``time.monotonic()`` value after which no new batch is started, so a task
-    finishes well inside its time limit (and therefore inside its lease). Each row is re-checked
-    against the rules as of ``today`` (the London date by default).
+    ``deadline`` is a ``time.monotonic()`` value after which no new digest is started (the rows not
+    reached are handed back), so a task finishes well inside its time limit. Each row is re-checked
+    against the rules as of ``today`` (the London date by default). Refuses to run inside a transaction.
     """
+    _refuse_inside_a_transaction()
     report = DeliveryReport()
     limit = batch_recipients or settings.REMINDER_BATCH_RECIPIENTS
     while deadline is None or time.monotonic() < deadline:
         token, rows = claim(limit)
         if not rows:
             break
-        report.merge(_deliver_batch(token, rows, today or timezone.localdate()))
+        report.merge(_deliver_batch(token, rows, today or timezone.localdate(), deadline))
         if report.server_unreachable:
             break  # leave the other batches for the next run rather than knock on a closed door
     return report

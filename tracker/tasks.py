@@ -12,7 +12,7 @@ from celery import shared_task
 from django.conf import settings
 from django.db import DatabaseError
 
-from tracker import reminders
+from tracker import reminders, schedule
 
 
 def _deadline() -> float:
@@ -22,13 +22,17 @@ def _deadline() -> float:
 
 @shared_task(name="tracker.tasks.run_review_sweep", autoretry_for=(DatabaseError,), retry_backoff=True, max_retries=5)
 def run_review_sweep() -> dict[str, int]:
-    """The daily sweep (Celery beat): add what is due to the ledger, then deliver it."""
-    added = reminders.plan()
+    """The daily sweep (Celery beat): add what is due to the ledger, record the day, then deliver it."""
+    added = schedule.sweep()
     report = reminders.deliver(deadline=_deadline())
     return {"planned": added, **report.as_dict()}
 
 
 @shared_task(name="tracker.tasks.deliver_due_reminders")
 def deliver_due_reminders() -> dict[str, int]:
-    """Deliver ledger rows whose next attempt is due (retries, expired leases, 'retry now')."""
-    return reminders.deliver(deadline=_deadline()).as_dict()
+    """Deliver ledger rows whose next attempt is due (retries, expired leases, 'retry now').
+
+    First, if beat missed today's sweep (down at its time, or the queued sweep lost), run it here.
+    """
+    added = schedule.catch_up()
+    return {"planned": added, **reminders.deliver(deadline=_deadline()).as_dict()}

@@ -185,8 +185,8 @@ def test_two_worker_processes_sharing_one_database_send_every_reminder_once(serv
     )
     busy_organisation()
     services.extra_env["REMINDER_BATCH_RECIPIENTS"] = "2"  # many small batches, so the two really interleave
-    _, first_log = services.worker("--pool=solo", "--hostname=one@%h")
-    _, second_log = services.worker("--pool=solo", "--hostname=two@%h")
+    _, first_log = services.worker("--pool=prefork", "--concurrency=1", "--hostname=one@%h")
+    _, second_log = services.worker("--pool=prefork", "--concurrency=1", "--hostname=two@%h")
 
     tasks.run_review_sweep.delay()
     tasks.run_review_sweep.delay()

@@ -125,7 +125,7 @@ def test_a_deactivated_users_session_stops_working_on_the_next_request_even_if_n
     assert redirected_to_sign_in(client.get(HOME))
 
 
-def test_reminders_for_a_deactivated_owner_go_to_the_governance_leads(org, lead, olly):
+def test_reminders_for_a_deactivated_owner_go_to_the_governance_leads(transactional_db, org, lead, olly):
     rec = RecommendationFactory(
         finding__inspection__organisation=org, owner=olly, next_review_due=timezone.localdate() + dt.timedelta(days=2)
     )

@@ -92,8 +92,11 @@ def wait_for(condition, timeout: float = 20.0, message: str = "condition") -> No
 
 
 @pytest.fixture
-def sweep_at():
-    """Run the whole sweep (plan + deliver) at a given instant; return the emails it sent."""
+def sweep_at(transactional_db):
+    """Run the whole sweep (plan + deliver) at a given instant; return the emails it sent.
+
+    On ``transactional_db``: delivery refuses to run inside a transaction, such as ``db``'s.
+    """
 
     def run(when: dt.datetime) -> list:
         before = len(mail.outbox)
@@ -378,3 +381,91 @@ def services(worker_db, redis_url, redis, smtp, tmp_path):
     started = Services(db_path=worker_db, redis_url=redis_url, smtp_port=smtp.port, log_dir=tmp_path)
     yield started
     started.stop_all()
+
+
+# --- a Redis of the test's own, which it may restart ----------------------------------------------
+
+
+class RedisServer:
+    """A redis-server on a fixed port that a test stops and starts again.
+
+    Without persistence it comes back empty, as a production Redis run with ``--save ""`` does: the
+    queues, the unacknowledged tasks and the beat lock are gone.
+    """
+
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_port()
+        self.workdir = workdir
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def accepting(self) -> bool:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+            return True
+        return False
+
+    def start(self) -> None:
+        server = shutil.which("redis-server") or "/usr/bin/redis-server"
+        self.process = subprocess.Popen(  # noqa: S603 (a fixed argument list, no shell)
+            [
+                *(server, "--port", str(self.port), "--bind", "127.0.0.1"),
+                *("--save", "", "--appendonly", "no", "--dir", str(self.workdir)),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for(self.accepting, 10, "redis-server to accept connections")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
+        self.process = None
+        wait_for(lambda: not self.accepting(), 10, "redis-server to stop")
+
+    def client(self):
+        import redis as redis_py
+
+        return redis_py.Redis.from_url(self.url, socket_timeout=2, socket_connect_timeout=2)
+
+
+@pytest.fixture
+def restartable_redis(tmp_path):
+    server = RedisServer(tmp_path / "redis")
+    server.workdir.mkdir()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def restartable_services(worker_db, restartable_redis, smtp, tmp_path):
+    """Worker and beat processes, as ``services``, on a Redis the test may restart."""
+    started = Services(
+        db_path=worker_db, redis_url=restartable_redis.url, smtp_port=smtp.port, log_dir=tmp_path / "logs"
+    )
+    started.log_dir.mkdir()
+    yield started
+    started.stop_all()
+
+
+# --- killing a worker as a crash would ------------------------------------------------------------
+
+
+def kill_worker_tree(process: subprocess.Popen) -> None:
+    """SIGKILL a prefork worker and its pool processes, as a machine crash would (parent first, so it cannot react)."""
+
+    def descendants(pid: int) -> list[int]:
+        children = Path(f"/proc/{pid}/task/{pid}/children")
+        found = [int(child) for child in children.read_text().split()] if children.exists() else []
+        return found + [grandchild for child in found for grandchild in descendants(child)]
+
+    tree = descendants(process.pid)
+    process.send_signal(signal.SIGKILL)
+    process.wait(10)
+    for pid in tree:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)

@@ -257,7 +257,7 @@ def test_a_claim_whose_lease_ran_out_can_be_taken_over(settings, org, olly):
     assert again[0].attempts == 2
 
 
-def test_the_command_sends_synchronously_and_says_what_went_to_whom(capsys, org, olly, lead):
+def test_the_command_sends_synchronously_and_says_what_went_to_whom(transactional_db, capsys, org, olly, lead):
     rec = RecommendationFactory(
         finding__inspection__organisation=org,
         finding__reference="AFI3",
@@ -306,7 +306,7 @@ def test_an_unreachable_server_stops_the_run_instead_of_trying_every_batch(setti
     assert set(Reminder.objects.values_list("state", flat=True)) == {State.PENDING}
 
 
-def test_after_a_long_outage_only_the_latest_weekly_repeat_is_sent(org, olly):
+def test_after_a_long_outage_only_the_latest_weekly_repeat_is_sent(transactional_db, org, olly):
     rec = RecommendationFactory(finding__inspection__organisation=org, owner=olly, next_review_due=dt.date(2026, 5, 1))
     with time_machine.travel(london(2026, 5, 2), tick=False):
         reminders.plan()
@@ -319,7 +319,9 @@ def test_after_a_long_outage_only_the_latest_weekly_repeat_is_sent(org, olly):
     assert dict(Reminder.objects.values_list("occurrence", "state")) == {0: State.CANCELLED, 1: State.SENT}
 
 
-def test_a_reminder_whose_worker_dies_on_every_attempt_ends_up_dead_not_in_a_loop(settings, olly, rec):
+def test_a_reminder_whose_worker_dies_on_every_attempt_ends_up_dead_not_in_a_loop(
+    transactional_db, settings, olly, rec
+):
     settings.REMINDER_MAX_ATTEMPTS = 3
     settings.REMINDER_LEASE_SECONDS = 60
     rec.next_review_due = dt.date(2026, 5, 5)

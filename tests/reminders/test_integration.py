@@ -19,7 +19,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from tests.factories import OrganisationFactory, RecommendationFactory, UserFactory
-from tests.reminders.conftest import BUSY_DIGESTS, BUSY_REMINDERS, busy_organisation, wait_for
+from tests.reminders.conftest import BUSY_DIGESTS, BUSY_REMINDERS, busy_organisation, kill_worker_tree, wait_for
 from tracker import tasks
 from tracker.models import Reminder
 from tracker.permissions import Role
@@ -52,7 +52,7 @@ def test_the_beat_sweep_runs_on_a_worker_and_the_digest_arrives_over_smtp(servic
     RecommendationFactory(finding__inspection__organisation=org, owner=otto)  # not due: no email for otto
     call_command("setup_schedule", "--run-now")
 
-    services.worker("--pool=solo")
+    services.worker("--pool=prefork", "--concurrency=1")
     services.beat()
     wait_for(lambda: len(smtp.handler.received) >= 2 and _all_settled(), 40, "two digests over SMTP")
 
@@ -107,15 +107,16 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_repeats_at_most_one_digest(
         CELERY_TASK_SOFT_TIME_LIMIT="3",
         REMINDER_LEASE_SECONDS="5",
         CELERY_VISIBILITY_TIMEOUT="6",
+        EMAIL_TIMEOUT="2",
+        REMINDER_SEND_TIMEOUTS="2",  # a send may take 4s of the 5s lease
     )
     smtp.handler.stall_after = 1  # the second digest is taken in, but its "250 OK" never comes back
-    worker, _ = services.worker("--pool=solo")
+    worker, _ = services.worker("--pool=prefork", "--concurrency=1")
     sent_at = time.monotonic()
     tasks.run_review_sweep.delay()
 
     assert smtp.handler.stalled.wait(30), "the worker never reached its second digest"
-    worker.send_signal(signal.SIGKILL)
-    worker.wait(10)
+    kill_worker_tree(worker)
     smtp.handler.stall_after = None
     smtp.handler.release.set()
     assert sorted(Reminder.objects.values_list("state", flat=True)) == [State.SENDING] * 3 + [State.SENT]
@@ -123,7 +124,7 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_repeats_at_most_one_digest(
     # Redis hands the unacknowledged task to the next worker once the visibility timeout has passed;
     # by then the dead worker's lease has expired too, so its rows can be claimed again.
     wait_for(lambda: time.monotonic() - sent_at > 7, 10, "the visibility timeout")
-    _, log = services.worker("--pool=solo")
+    _, log = services.worker("--pool=prefork", "--concurrency=1")
     wait_for(_all_settled, 30, "the restarted worker to deliver the rest")
 
     assert "tracker.tasks.run_review_sweep" in log.read_text()  # the very task that was killed
@@ -136,7 +137,7 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_repeats_at_most_one_digest(
 def test_a_worker_refuses_to_start_when_the_lease_is_not_longer_than_the_task_time_limit(services):
     services.extra_env.update(CELERY_TASK_TIME_LIMIT="60", REMINDER_LEASE_SECONDS="60")
 
-    process, log = services.worker("--pool=solo", ready=False)
+    process, log = services.worker("--pool=prefork", ready=False)
 
     try:
         process.wait(30)

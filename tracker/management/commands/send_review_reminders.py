@@ -1,10 +1,13 @@
 """Run the review-reminder sweep and delivery now, synchronously, and say what went to whom."""
 
-from django.core.management.base import BaseCommand
+import time
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 
-from tracker import reminders
+from tracker import reminders, schedule
 from tracker.models import Reminder
 
 
@@ -15,13 +18,28 @@ class Command(BaseCommand):
         parser.add_argument(
             "--dry-run", action="store_true", help="Show who would get which reminders; change and send nothing."
         )
+        parser.add_argument(
+            "--max-seconds",
+            type=int,
+            default=None,
+            help="Start no new digest after this many seconds (default: half of REMINDER_LEASE_SECONDS); "
+            "the rest goes out on the next run.",
+        )
 
-    def handle(self, *args, dry_run: bool, **options) -> None:
+    def handle(self, *args, dry_run: bool, max_seconds: int | None, **options) -> None:
+        lease = settings.REMINDER_LEASE_SECONDS
+        max_seconds = lease // 2 if max_seconds is None else max_seconds
+        if not 1 <= max_seconds < lease:
+            raise CommandError(f"--max-seconds must be from 1 to {lease - 1} (below REMINDER_LEASE_SECONDS).")
         if dry_run:
             self._preview()
             return
-        added = reminders.plan()
-        report = reminders.deliver()
+        problems = reminders.timing_problems()
+        if problems:
+            raise CommandError("Unsafe reminder timing: " + " ".join(problems))
+        deadline = time.monotonic() + max_seconds
+        added = schedule.sweep()  # recorded as the day's sweep, like beat's
+        report = reminders.deliver(deadline=deadline)
         self.stdout.write(f"Planned {added} new reminder(s).")
         for address, items in report.sent:
             self.stdout.write(f"Sent a digest of {len(items)} item(s) to {address}:")
@@ -33,7 +51,13 @@ class Command(BaseCommand):
             self.stdout.write(self.style.ERROR(f"Failed for {address}: {error}"))
         if report.cancelled:
             self.stdout.write(f"Cancelled {report.cancelled} reminder(s) that were no longer due.")
-        if not (report.sent or report.retrying or report.failed):
+        if report.deferred:
+            self.stdout.write(
+                self.style.WARNING(
+                    f"Stopped after {max_seconds}s; {report.deferred} reminder(s) go out on the next run."
+                )
+            )
+        if not (report.sent or report.retrying or report.failed or report.deferred):
             self.stdout.write("Nothing to send.")
 
     def _preview(self) -> None:

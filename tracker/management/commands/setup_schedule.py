@@ -1,9 +1,9 @@
 """Create the reminder schedule in django-celery-beat's tables, once, without undoing a lead's edits.
 
-The daily sweep (07:00 Europe/London) and the delivery tick (every minute: retries and expired
-leases) are created only if missing; after that the governance lead owns them in the admin
-(Periodic tasks), so re-running this command never moves a time or re-enables a disabled task.
-``--run-now`` also queues a one-off sweep for beat to run as soon as it starts (used by make run).
+The daily sweep (07:00 Europe/London) and the delivery tick (every minute: retries, expired leases,
+and today's sweep if beat missed it) are created only if missing; after that the governance lead owns
+them in the admin (Periodic tasks), so re-running this command never moves a time or re-enables a
+disabled task. ``--run-now`` also queues a one-off sweep for beat to run as soon as it starts (used by make run).
 """
 
 from django.core.management.base import BaseCommand
@@ -11,11 +11,8 @@ from django.db import transaction
 from django.utils import timezone
 from django_celery_beat.models import ClockedSchedule, CrontabSchedule, IntervalSchedule, PeriodicTask
 
-SWEEP = "Review reminders: daily sweep"
-DELIVERY = "Review reminders: deliver retries"
-START_UP = "Review reminders: sweep at start-up"
-SWEEP_TASK = "tracker.tasks.run_review_sweep"
-DELIVERY_TASK = "tracker.tasks.deliver_due_reminders"
+from tracker.schedule import DELIVERY, DELIVERY_TASK, START_UP, SWEEP, SWEEP_TASK
+
 # Each entry expires shortly before its next run, so a backlog never runs the same job twice over.
 SWEEP_EXPIRES_SECONDS = 23 * 3600
 DELIVERY_EXPIRES_SECONDS = 50
@@ -44,7 +41,7 @@ class Command(BaseCommand):
                 "crontab": daily,
                 "expire_seconds": SWEEP_EXPIRES_SECONDS,
                 "description": "Plans the reminders due today and sends one digest per recipient. "
-                "Change the time here; the sweep catches up on missed days by itself.",
+                "Change the time here. If beat misses it, the delivery tick runs it within minutes.",
             },
         )
         self._say(sweep, created)
@@ -55,7 +52,8 @@ class Command(BaseCommand):
                 "task": DELIVERY_TASK,
                 "interval": every_minute,
                 "expire_seconds": DELIVERY_EXPIRES_SECONDS,
-                "description": "Sends reminders whose retry time has come or whose worker died mid-send.",
+                "description": "Sends reminders whose retry time has come or whose worker died mid-send, "
+                "and runs today's sweep if its time has passed without one.",
             },
         )
         self._say(tick, created)
