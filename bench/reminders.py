@@ -187,6 +187,7 @@ def build(n: int, owners: int, today: dt.date, seed: int = 1) -> None:
         [
             Recommendation(
                 finding=finding,
+                organisation=org,
                 title=finding.title,
                 owner=None if rng.random() < 0.05 else people[rng.randrange(owners)],
                 review_interval_days=28,

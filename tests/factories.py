@@ -80,6 +80,8 @@ class RecommendationFactory(factory.django.DjangoModelFactory):
         model = Recommendation
 
     finding = factory.SubFactory(FindingFactory)
+    # As workflow.create_recommendation sets it: the finding's inspection's organisation.
+    organisation = factory.LazyAttribute(lambda r: r.finding.inspection.organisation)
     title = factory.LazyAttribute(lambda r: r.finding.title)
     review_interval_days = 28
     next_review_due = factory.LazyFunction(lambda: timezone.localdate() + dt.timedelta(days=28))

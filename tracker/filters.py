@@ -87,6 +87,7 @@ class RecommendationFilter(StrictFilterSet):
     )
     status = django_filters.MultipleChoiceFilter(choices=Status.choices, label="Status")
     owner = django_filters.ModelChoiceFilter(queryset=_owners, label="Owner", null_label="No owner")
+    owner_name = django_filters.CharFilter(method="filter_owner_name", label="Owner's name", max_length=150)
     theme = django_filters.ModelChoiceFilter(
         field_name="finding__themes", queryset=_themes, label="Theme", to_field_name="slug"
     )
@@ -102,13 +103,39 @@ class RecommendationFilter(StrictFilterSet):
 
     class Meta:
         model = Recommendation
-        fields = ["inspection", "status", "owner", "theme", "rag", "overdue", "due_before", "due_after", "q"]
+        fields = [
+            "inspection",
+            "status",
+            "owner",
+            "owner_name",
+            "theme",
+            "rag",
+            "overdue",
+            "due_before",
+            "due_after",
+            "q",
+        ]
 
     def filter_overdue(self, queryset: QuerySet, name: str, value: bool | None) -> QuerySet:
         if value is None:
             return queryset
         overdue = queryset.overdue(timezone.localdate()).values("pk")
         return queryset.filter(pk__in=overdue) if value else queryset.exclude(pk__in=overdue)
+
+    def filter_owner_name(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        """Owned by someone of the organisation whose name has every word, or whose username or email it is."""
+        words = value.split()
+        if not words:
+            return queryset
+        people = _owners(self.request)
+        for word in words:
+            people = people.filter(
+                Q(first_name__icontains=word)
+                | Q(last_name__icontains=word)
+                | Q(username__iexact=word)
+                | Q(email__iexact=word)
+            )
+        return queryset.filter(owner__in=people.values("pk"))
 
     def filter_search(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
         value = value.strip()

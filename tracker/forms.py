@@ -437,15 +437,17 @@ class TargetDateForm(VersionedForm):
         return data
 
 
+# Each ends in the id, so that the order is total and a cursor (tracker.keyset) names one place in it;
+# all but reference, target date and owner are read straight from an index (Recommendation.Meta.indexes).
 SORTS = {
-    "due": ("next_review_due", "finding__reference"),
-    "-due": ("-next_review_due", "finding__reference"),
+    "due": ("next_review_due", "pk"),
+    "-due": ("-next_review_due", "-pk"),
     "reference": ("finding__reference", "pk"),
     "title": ("title", "pk"),
-    "status": ("status", "next_review_due"),
-    "rag": ("rag", "next_review_due"),
-    "target": ("target_date", "next_review_due"),
-    "owner": ("owner__last_name", "owner__first_name", "next_review_due"),
+    "status": ("status", "next_review_due", "pk"),
+    "rag": ("rag", "next_review_due", "pk"),
+    "target": ("target_date", "next_review_due", "pk"),
+    "owner": ("owner__last_name", "owner__first_name", "next_review_due", "pk"),
 }
 SORT_LABELS = {
     "due": "Next review due (soonest first)",
@@ -467,9 +469,19 @@ def staff_filter(data, queryset, request) -> RecommendationFilter:
         fields[name].widget = forms.CheckboxSelectMultiple(choices=fields[name].choices)
     fields["overdue"].widget = forms.Select(choices=[("", "Any"), ("true", "Overdue only"), ("false", "Not overdue")])
     fields["overdue"].label = "Review overdue"
-    for name in ("inspection", "owner", "theme"):
+    for name in ("inspection", "theme"):
         fields[name].empty_label = "Any"
         fields[name].widget.choices = fields[name].choices
+    # Never a choice per person (an organisation may have thousands): people are found by name in
+    # owner_name; this list keeps "No owner" and whoever a link (?owner=<id>) already chose.
+    owner_choices = [("", "Any"), ("null", "No owner")]
+    chosen = (data or {}).get("owner", "")
+    if chosen.isascii() and chosen.isdigit() and len(chosen) < 19:
+        person = fields["owner"].queryset.filter(pk=chosen).first()
+        if person is not None:
+            owner_choices.append((str(person.pk), str(person)))
+    fields["owner"].widget = forms.Select(choices=owner_choices)
+    fields["owner_name"].help_text = "Part of a name, or a username or email address."
     for name in ("due_before", "due_after"):
         fields[name].widget = forms.DateInput(attrs={"type": "date"})
     fields["q"].help_text = "A reference such as CC1, or words from the title, summary or outcome measure."

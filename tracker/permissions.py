@@ -177,4 +177,4 @@ def visible_evidence(user: User) -> QuerySet[Evidence]:
 def visible_reminders(user: User) -> QuerySet[Reminder]:
     if not is_governance_lead(user) or user.organisation_id is None:
         return Reminder.objects.none()
-    return Reminder.objects.filter(recommendation__finding__inspection__organisation_id=user.organisation_id)
+    return Reminder.objects.filter(recommendation__organisation_id=user.organisation_id)

@@ -180,7 +180,9 @@ def with_facts(qs: QuerySet[Recommendation], user: User) -> QuerySet[Recommendat
         recommendation=OuterRef("pk"), added_by_id=user.pk, added_at__gte=OuterRef("fact_opened_at")
     )
     return qs.annotate(
-        fact_involved=Q(owner_id=user.pk) | Exists(history) | Exists(work) | Exists(added),
+        # "owner_id = me" is NULL, not false, for an unowned row, and a NULL fact reads as "not annotated"
+        # (four queries for that row): the IS NOT NULL makes it false.
+        fact_involved=Q(owner_id=user.pk, owner__isnull=False) | Exists(history) | Exists(work) | Exists(added),
     )
 
 

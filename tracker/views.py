@@ -15,7 +15,6 @@ from functools import wraps
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
 from django.db.models import Count
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -25,12 +24,14 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
 from tracker import forms as staff_forms
-from tracker import permissions, policy, workflow
+from tracker import keyset, permissions, policy, workflow
 from tracker.models import AccessLog, Evidence, Finding, Recommendation, RecommendationEvent
 from tracker.permissions import Action
 from tracker.policy import Decision
 
 PAGE_SIZE = 50
+# My recommendations: overdue and due-soon reviews are listed in full, the later and finished ones by pages.
+HOME_PAGE_SIZE = 25
 
 
 def staff_page(view: Callable) -> Callable:
@@ -53,20 +54,60 @@ def _recommendation(request: HttpRequest, pk: int) -> Recommendation:
 # Reading.
 
 
+def _links(request: HttpRequest, page: keyset.Page, param: str, anchor: str = "") -> dict[str, str | None]:
+    """The next and previous links of a keyset page: this page's query with the cursor in ``param``."""
+
+    def link(cursor: str | None) -> str | None:
+        if cursor is None:
+            return None
+        query = request.GET.copy()
+        query.pop("page", None)
+        query[param] = cursor
+        return f"?{query.urlencode()}{anchor}"
+
+    return {"next": link(page.next_cursor), "previous": link(page.previous_cursor)}
+
+
+def _page(queryset, ordering, cursor: str | None, size: int, **options) -> keyset.Page:
+    """A keyset page; a cursor that is garbled, or from another sort order, starts again at the first page."""
+    try:
+        return keyset.paginate(queryset, ordering, cursor, size, **options)
+    except keyset.InvalidCursor:
+        return keyset.paginate(queryset, ordering, None, size, **options)
+
+
 @staff_page
 def home(request: HttpRequest) -> HttpResponse:
+    """What you own: overdue and due-soon reviews in full, the later and finished ones a page at a time."""
     today = timezone.localdate()
-    mine = permissions.visible_recommendations(request.user).with_related().filter(owner=request.user)
-    groups: dict[str, list[Recommendation]] = {"overdue": [], "due_soon": [], "later": [], "finished": []}
-    for rec in mine.order_by("next_review_due", "finding__reference"):
-        state = rec.review_state(today)
-        groups[state if state in groups else "finished"].append(rec)
+    mine = permissions.visible_recommendations(request.user).filter(owner=request.user)
+    overdue, due_soon = Recommendation.overdue_q(today), Recommendation.due_soon_q(today)
+    rules = {
+        "overdue": overdue,
+        "due_soon": due_soon,
+        "later": Recommendation.open_q() & ~overdue & ~due_soon,
+        "finished": ~Recommendation.open_q(),
+    }
+    counts = mine.aggregate(**{name: Count("pk", filter=rule) for name, rule in rules.items()})
+    order = staff_forms.SORTS["due"]
+    groups: dict[str, list[Recommendation]] = {}
+    pages: dict[str, keyset.Page] = {}
+    for name, rule in rules.items():
+        rows = mine.with_related().filter(rule)
+        if name in ("overdue", "due_soon"):
+            groups[name] = list(rows.order_by(*order))
+        else:
+            # One person's rows, in the order of the (organisation, owner, next review, id) index.
+            pages[name] = _page(rows, order, request.GET.get(name), HOME_PAGE_SIZE, two_steps=False)
+            groups[name] = pages[name].rows
     return render(
         request,
         "tracker/home.html",
         {
             "groups": groups,
-            "count": sum(len(g) for g in groups.values()),
+            "links": {name: _links(request, page, name, f"#{name}") for name, page in pages.items()},
+            "counts": counts,
+            "count": sum(counts.values()),
             "today": today,
             "sees_all": permissions.sees_whole_organisation(request.user),
         },
@@ -87,18 +128,24 @@ def recommendation_list(request: HttpRequest) -> HttpResponse:
     sort = request.GET.get("sort", "due")
     if sort not in staff_forms.SORTS:
         sort = "due"
-    results = results.order_by(*staff_forms.SORTS[sort])
-    page = Paginator(results, PAGE_SIZE).get_page(request.GET.get("page"))
-    by_status = dict(results.order_by().values_list("status").annotate(n=Count("pk")))
-    counts = [(label, by_status.get(value, 0)) for value, label in Recommendation.Status.choices]
+    page = _page(results, staff_forms.SORTS[sort], request.GET.get("cursor"), PAGE_SIZE)
+    # Every count in one grouped query over the filtered rows (the overdue ones are all open).
+    overdue = Recommendation.overdue_q(timezone.localdate())
+    by_status = {
+        row["status"]: row
+        for row in results.order_by().values("status").annotate(n=Count("pk"), overdue=Count("pk", filter=overdue))
+    }
+    counts = [(label, by_status.get(value, {}).get("n", 0)) for value, label in Recommendation.Status.choices]
     return render(
         request,
         "tracker/recommendation_list.html",
         {
             "filter": filterset,
             "page": page,
+            "links": _links(request, page, "cursor"),
+            "total": sum(n for _label, n in counts),
             "counts": counts,
-            "overdue_count": results.overdue(timezone.localdate()).count(),
+            "overdue_count": sum(row["overdue"] for row in by_status.values()),
             "sort": sort,
             "sorts": staff_forms.SORT_LABELS,
             "today": timezone.localdate(),

@@ -480,6 +480,7 @@ def create_recommendation(
             raise WorkflowError(f"Finding {finding.reference} already has a recommendation.")
         rec = Recommendation(
             finding=finding,
+            organisation_id=organisation_id,
             title=title,
             outcome_measure=details.get("outcome_measure", ""),
             review_interval_days=interval,

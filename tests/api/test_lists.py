@@ -71,14 +71,46 @@ def test_an_owner_lists_only_what_they_own(plan, olly, client_for):
     assert ids(client_for(olly).get("/api/recommendations/")) == [plan["closed"].pk, plan["overdue"].pk]
 
 
-def test_pages_link_to_each_other(plan, lead_api):
+def test_pages_link_to_each_other_by_cursor(plan, lead_api):
     first = lead_api.get("/api/recommendations/", {"page_size": 3}).json()
 
-    assert first["count"] == 4
+    assert set(first) == {"next", "previous", "results"}  # no count: nothing counts every row
+    assert first["previous"] is None
     assert len(first["results"]) == 3
     second = lead_api.get(first["next"]).json()
     assert [item["id"] for item in second["results"]] == [plan["later"].pk]
-    assert lead_api.get("/api/recommendations/", {"page": 3, "page_size": 3}).status_code == 404
+    assert second["next"] is None
+    back = lead_api.get(second["previous"]).json()
+    assert back["results"] == first["results"]
+    assert back["previous"] is None
+
+
+@pytest.mark.parametrize("ordering", ["-next_review_due", "title", "-title", "status", "rag", "target_date", "-id"])
+def test_following_next_walks_every_ordering_once_each(plan, lead_api, ordering, org):
+    # Ties (same title, same date) and empty target dates: the id breaks ties, NULL sorts last.
+    for n in range(7):
+        RecommendationFactory(
+            finding__inspection__organisation=org,
+            title="Same title",
+            next_review_due=TODAY,
+            target_date=None if n % 2 else TODAY,
+        )
+    expected = ids(lead_api.get("/api/recommendations/", {"ordering": ordering, "page_size": 200}))
+    walked, url = [], "/api/recommendations/"
+    params = {"ordering": ordering, "page_size": 2}
+    while url:
+        page = lead_api.get(url, params).json()
+        walked += [item["id"] for item in page["results"]]
+        url, params = page["next"], None
+    assert walked == expected and len(walked) == 11
+
+
+@pytest.mark.parametrize("cursor", ["garbage", "eyJiIjpmYWxzZSwidiI6WzFdfQ", "eyJiIjpmYWxzZSwidiI6WyJ4IiwxXX0"])
+def test_a_cursor_that_is_not_one_is_a_400(plan, lead_api, cursor):
+    response = lead_api.get("/api/recommendations/", {"cursor": cursor})
+
+    assert response.status_code == 400
+    assert "cursor" in response.json()["errors"]
 
 
 def test_a_recommendation_says_what_the_caller_may_do_now_and_why_not(plan, client_for, olly, rita):

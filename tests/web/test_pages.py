@@ -131,15 +131,31 @@ def test_list_page_filters_searches_sorts_and_counts(client, rita, inspection, o
     assert by_reference.index("AFI1: ") < by_reference.index("CC1: ")
 
 
-def test_list_page_paginates(client, rita, inspection):
+def test_list_page_paginates_by_next_and_previous_links(client, rita, inspection):
     RecommendationFactory.create_batch(55, finding__inspection=inspection)
     client.force_login(rita)
     first = client.get(reverse("tracker:recommendations")).content.decode()
-    second = client.get(reverse("tracker:recommendations") + "?page=2").content.decode()
     assert "55 recommendations" in first
     assert first.count('class="govuk-table__row"') == 51  # header + 50
+    assert 'rel="prev"' not in first
+    second = client.get(reverse("tracker:recommendations") + _link(first, "next")).content.decode()
     assert second.count('class="govuk-table__row"') == 6
-    assert 'href="?page=2"' in first
+    assert 'rel="next"' not in second
+    back = client.get(reverse("tracker:recommendations") + _link(second, "prev")).content.decode()
+    assert _rows(back) == _rows(first)
+
+
+def _link(html: str, rel: str) -> str:
+    import html as html_lib
+    import re
+
+    return html_lib.unescape(re.search(rf'href="([^"]+)" rel="{rel}"', html).group(1))
+
+
+def _rows(html: str) -> list[str]:
+    import re
+
+    return re.findall(r'href="(/recommendations/\d+/)"', html)
 
 
 def test_owners_cannot_open_the_all_recommendations_page(client, olly):

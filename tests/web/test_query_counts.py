@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
+from html import unescape
 
 import pytest
 from django.db import connection
@@ -11,6 +13,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from tests.factories import RecommendationFactory, ThemeFactory
+from tracker.models import Recommendation
+from tracker.views import HOME_PAGE_SIZE
 
 pytestmark = pytest.mark.django_db
 
@@ -55,10 +59,27 @@ def test_the_same_number_of_queries_at_10_and_500_rows(client, request, inspecti
     assert at_10 <= 12  # session, user, roles, the rows, counts and the filter choices
 
 
-def test_the_home_page_really_lists_all_500(client, inspection, olly):
+def test_the_home_page_lists_due_reviews_in_full_and_the_rest_by_pages(client, inspection, olly):
     theme = ThemeFactory(slug="t")
     _add(inspection, olly, 500, theme)
+    today = timezone.localdate()
+    mine = Recommendation.objects.filter(owner=olly)
+    due = mine.overdue(today).count() + mine.due_soon(today).count()
     client.force_login(olly)
     html = client.get(reverse("tracker:home")).content.decode()
     assert "You own 500 recommendations" in html
-    assert html.count('<tr class="govuk-table__row">') == 500 + html.count("<thead")
+    assert f"Other open recommendations ({500 - due})" in html
+    assert _rows(html) == due + HOME_PAGE_SIZE
+    seen = set(re.findall(r'href="(/recommendations/\d+/)"', html))
+    while 'rel="next"' in html:
+        html = client.get(reverse("tracker:home") + _next(html)).content.decode()
+        seen |= set(re.findall(r'href="(/recommendations/\d+/)"', html))
+    assert len(seen) == 500
+
+
+def _rows(html: str) -> int:
+    return html.count('<tr class="govuk-table__row">') - html.count("<thead")
+
+
+def _next(html: str) -> str:
+    return unescape(re.search(r'href="([^"]+)" rel="next"', html).group(1))

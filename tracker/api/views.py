@@ -26,6 +26,7 @@ from rest_framework.serializers import Serializer
 
 from tracker import permissions, policy, workflow
 from tracker.api import filters, serializers
+from tracker.api.pagination import CursorPagination
 from tracker.api.parsers import BoundedJSONParser
 from tracker.api.schema import TrackerAutoSchema
 from tracker.filters import RecommendationFilter
@@ -137,8 +138,10 @@ class RecommendationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Tr
 
     serializer_class = serializers.RecommendationSerializer
     filterset_class = RecommendationFilter
+    # Pages by cursor, each order with the id as its tiebreak (tracker.keyset): no count, no OFFSET.
+    pagination_class = CursorPagination
     ordering_fields = ["next_review_due", "target_date", "status", "rag", "title", "updated_at", "id"]
-    ordering = ["next_review_due", "finding__reference", "pk"]
+    ordering = ["next_review_due", "pk"]
 
     def get_queryset(self) -> QuerySet[Recommendation]:
         visible = permissions.visible_recommendations(self.request.user).with_related()

@@ -1,0 +1,204 @@
+"""The lists scale: the page does not grow with the data, deep pages cost what the first costs, and the
+organisation copied onto each recommendation is always its finding's inspection's."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from html import unescape
+
+import pytest
+from django.db import connection
+from django.db.models import F
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from tests.factories import InspectionFactory, RecommendationFactory, UserFactory
+from tracker import workflow
+from tracker.forms import SORTS
+from tracker.models import Finding, Recommendation
+from tracker.permissions import Role
+from tracker.seeding import seed
+
+pytestmark = pytest.mark.django_db
+
+LIST = reverse("tracker:recommendations")
+DUE = timezone.localdate() + dt.timedelta(days=40)  # one date for all: every row renders the same length
+
+
+def _add(inspection, owners: list, start: int, count: int) -> None:
+    """``count`` recommendations of equal rendered length, spread over ``owners``."""
+    findings = Finding.objects.bulk_create(
+        Finding(inspection=inspection, reference=f"R{n:05d}", kind="concern", title=f"Finding {n:05d}", summary="-")
+        for n in range(start, start + count)
+    )
+    Recommendation.objects.bulk_create(
+        Recommendation(
+            finding=finding,
+            organisation_id=inspection.organisation_id,
+            title=finding.title,
+            owner=owners[n % len(owners)],
+            review_interval_days=28,
+            next_review_due=DUE,
+        )
+        for n, finding in enumerate(findings)
+    )
+
+
+def _owners(org, start: int, count: int) -> list:
+    return [
+        UserFactory(
+            username=f"owner{n:05d}", first_name="Owner", last_name=f"{n:05d}", organisation=org, roles=[Role.OWNER]
+        )
+        for n in range(start, start + count)
+    ]
+
+
+def _options(html: str) -> int:
+    return html.count("<option")
+
+
+@pytest.mark.parametrize("query", ["", "?sort=owner", "?status=not_started&sort=title", "?owner_name=Owner"])
+def test_the_list_page_does_not_grow_with_recommendations_or_users(client, rita, org, inspection, query):
+    client.force_login(rita)
+    owners = _owners(org, 0, 10)
+    _add(inspection, owners, 0, 60)  # more than one page already
+    small = client.get(LIST + query).content.decode()
+
+    owners += _owners(org, 10, 300)  # 300 more people, each owning something
+    _add(inspection, owners, 60, 300)
+    large = client.get(LIST + query).content.decode()
+
+    assert "60 recommendations" in small and "360 recommendations" in large
+    assert _options(large) == _options(small)
+    # The counts gain a digit or two; nothing else may differ.
+    assert abs(len(large) - len(small)) < 60, (len(small), len(large))
+
+
+def _walk(client, url: str) -> list[str]:
+    """Every recommendation link on every page, following Next from ``url`` to the end."""
+    seen = []
+    while url:
+        html = client.get(url).content.decode()
+        seen += re.findall(r'href="(/recommendations/\d+/)"', html)
+        following = re.search(r'href="([^"]+)" rel="next"', html)
+        url = LIST + unescape(following.group(1)) if following else None
+    return seen
+
+
+@pytest.mark.parametrize("sort", list(SORTS))
+def test_following_next_visits_every_recommendation_once_in_order(client, rita, org, inspection, olly, otto, sort):
+    today = timezone.localdate()
+    for n in range(120):  # ties on every key, empty owners and target dates
+        RecommendationFactory(
+            finding__inspection=inspection,
+            title=f"Title {n % 3}",
+            owner=[olly, otto, None][n % 3],
+            status=["not_started", "in_progress"][n % 2],
+            rag=["red", ""][n % 2],
+            target_date=None if n % 4 else today,
+            next_review_due=today + dt.timedelta(days=n % 5),
+        )
+    client.force_login(rita)
+
+    seen = _walk(client, f"{LIST}?sort={sort}")
+
+    assert len(seen) == len(set(seen)) == 120
+    recs = {rec.get_absolute_url(): rec for rec in Recommendation.objects.select_related("finding", "owner")}
+
+    def key(url: str) -> tuple:
+        rec = recs[url]
+        values = []
+        for term in SORTS[sort]:
+            value = rec
+            for part in term.lstrip("-").split("__"):
+                value = getattr(value, part) if value is not None else None
+            # NULL after every value; a descending key compares reversed.
+            value = (value is None, value if value is not None else 0)
+            values.append(_Reversed(value) if term.startswith("-") else value)
+        return tuple(values)
+
+    assert seen == sorted(seen, key=key)
+
+
+class _Reversed:
+    def __init__(self, value) -> None:
+        self.value = value
+
+    def __lt__(self, other: _Reversed) -> bool:
+        return other.value < self.value
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Reversed) and other.value == self.value
+
+
+def test_the_last_page_costs_the_queries_of_the_first_and_no_offset_or_count(client, rita, org, inspection):
+    _add(inspection, _owners(org, 0, 3), 0, 260)
+    client.force_login(rita)
+    url, pages = LIST, []
+    while url:
+        with CaptureQueriesContext(connection) as captured:
+            html = client.get(url).content.decode()
+        pages.append([q["sql"] for q in captured.captured_queries])
+        following = re.search(r'href="([^"]+)" rel="next"', html)
+        url = LIST + unescape(following.group(1)) if following else None
+
+    assert len(pages) == 6
+    assert {len(sql) for sql in pages} == {len(pages[0])}
+    for sql in pages:
+        assert not any(" OFFSET " in q for q in sql)
+        # One grouped count (by status, with the overdue ones folded in) and no COUNT of every row.
+        assert sum("COUNT(" in q for q in sql) == 1
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="reads SQLite's query plan")
+@pytest.mark.parametrize("sort", ["due", "-due", "title", "status", "rag"])
+def test_each_indexed_order_is_read_from_an_index_without_sorting(client, rita, org, inspection, sort):
+    _add(inspection, _owners(org, 0, 3), 0, 120)
+    client.force_login(rita)
+    first = client.get(f"{LIST}?sort={sort}").content.decode()
+    following = unescape(re.search(r'href="([^"]+)" rel="next"', first).group(1))
+    with CaptureQueriesContext(connection) as captured:
+        client.get(LIST + following)
+    # The page's ids: the query that orders and limits.
+    (ids_sql,) = [q["sql"] for q in captured.captured_queries if "LIMIT 51" in q["sql"]]
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN QUERY PLAN {ids_sql}")
+        plan = " | ".join(str(row[-1]) for row in cursor.fetchall())
+    assert "USING INDEX rec_org_" in plan or "USING COVERING INDEX rec_org_" in plan, plan
+    assert "TEMP B-TREE" not in plan, plan
+
+
+def test_the_owner_filter_finds_people_by_name_and_offers_no_list_of_people(client, rita, org, inspection, olly):
+    olly.first_name, olly.last_name = "Olive", "Oyelaran"
+    olly.save()
+    RecommendationFactory(finding__inspection=inspection, title="Hers", owner=olly)
+    RecommendationFactory(finding__inspection=inspection, title="Nobody's", owner=None)
+    client.force_login(rita)
+
+    html = client.get(f"{LIST}?owner_name=oyel").content.decode()
+    assert "1 recommendation<" in html and "Hers" in html
+    assert "1 recommendation<" in client.get(f"{LIST}?owner_name=olly").content.decode()  # a username
+    assert "0 recommendations" in client.get(f"{LIST}?owner_name=nobody+else").content.decode()
+    unowned = client.get(f"{LIST}?owner=null").content.decode()
+    assert "1 recommendation<" in unowned and "Nobody&#x27;s" in unowned
+    chosen = client.get(f"{LIST}?owner={olly.pk}").content.decode()
+    owner_select = re.search(r'<select[^>]*name="owner".*?</select>', chosen, re.S).group(0)
+    assert owner_select.count("<option") == 3 and "Olive Oyelaran" in owner_select
+
+
+def test_every_way_of_creating_a_recommendation_records_its_findings_organisation(other_org, mallory):
+    seed()  # the seed files, through workflow.create_recommendation
+    created = workflow.create_recommendation(
+        Finding.objects.create(
+            inspection=InspectionFactory(organisation=other_org), reference="N1", kind="concern", summary="-"
+        ),
+        by=mallory,
+    )
+    made = RecommendationFactory()
+
+    assert created.organisation_id == other_org.pk
+    assert made.organisation_id == made.finding.inspection.organisation_id
+    assert Recommendation.objects.count() > 10
+    assert not Recommendation.objects.exclude(organisation_id=F("finding__inspection__organisation_id")).exists()
