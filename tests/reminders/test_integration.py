@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import collections
 import datetime as dt
+import os
 import re
 import signal
 import subprocess
@@ -132,6 +133,50 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_repeats_at_most_one_digest(
     assert set(delivered) == {owner.email for owner in owners}  # nothing lost
     assert sum(delivered.values()) - len(delivered) <= 1  # at most one digest repeated
     assert set(Reminder.objects.values_list("state", flat=True)) == {State.SENT}
+
+
+def test_a_killed_pool_process_loses_nothing_and_repeats_at_most_one_digest(services, smtp, broker):
+    """Only the prefork child dies (an out-of-memory kill, say); its parent lives on and starts another."""
+    from pathlib import Path
+
+    org, _lead, owners = _people(owners=4)
+    today = timezone.localdate()
+    for owner in owners:
+        RecommendationFactory(
+            finding__inspection__organisation=org, owner=owner, next_review_due=today + dt.timedelta(days=1)
+        )
+    services.extra_env.update(
+        CELERY_TASK_TIME_LIMIT="4",
+        CELERY_TASK_SOFT_TIME_LIMIT="3",
+        REMINDER_LEASE_SECONDS="5",
+        CELERY_VISIBILITY_TIMEOUT="6",
+        EMAIL_TIMEOUT="2",
+        REMINDER_SEND_TIMEOUTS="2",
+    )
+    smtp.handler.stall_after = 1  # the second digest is taken in, but its "250 OK" never comes back
+    worker, _ = services.worker("--pool=prefork", "--concurrency=1")
+    tasks.run_review_sweep.delay()
+
+    assert smtp.handler.stalled.wait(30), "the worker never reached its second digest"
+    children = Path(f"/proc/{worker.pid}/task/{worker.pid}/children").read_text().split()
+    assert children, "a prefork worker has a pool process"
+    for child in children:
+        os.kill(int(child), signal.SIGKILL)
+    smtp.handler.stall_after = None
+    smtp.handler.release.set()
+    assert worker.poll() is None  # the worker itself lives on
+
+    # The dead child's rows are leased for 5 s; after that the next delivery tick takes them again.
+    wait_for(lambda: not Reminder.objects.filter(state=State.SENDING, lease_until__gt=timezone.now()).exists(), 15,
+             "the dead pool process's lease to run out")  # fmt: skip
+    tasks.deliver_due_reminders.delay()
+    wait_for(_all_settled, 30, "the worker's new pool process to deliver the rest")
+
+    delivered = collections.Counter(received.rcpt_tos[0] for received in smtp.handler.received)
+    assert set(delivered) == {owner.email for owner in owners}  # nothing lost
+    assert sum(delivered.values()) - len(delivered) <= 1  # at most the one digest in flight repeated
+    assert set(Reminder.objects.values_list("state", flat=True)) == {State.SENT}
+    assert worker.poll() is None
 
 
 def test_a_worker_refuses_to_start_when_the_lease_is_not_longer_than_the_task_time_limit(services):
