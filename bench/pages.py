@@ -1,5 +1,5 @@
-"""Benchmark the lists people read: /recommendations/ (first and last page, filters, search, sorts), / and
-the API's recommendation list, in-process with Django's test client.
+"""Benchmark the pages people read: /recommendations/ (first and last page, filters, search, sorts), /, the
+API's recommendation list and /dashboard/, in-process with Django's test client.
 
     .venv/bin/python bench/pages.py                  # 1,000 and 10,000 recommendations
     .venv/bin/python bench/pages.py --n 50000        # one size (10% as many owners, like the issue's 5,000)
@@ -182,6 +182,12 @@ def run(n: int, requests: int) -> list[tuple[str, dict]]:
         ("API list, 50", reviewer, "/api/recommendations/"),
         ("API list, last page", reviewer, f"/api/recommendations/?cursor={last_page_cursor('due')}"),
         ("API list, -title", reviewer, "/api/recommendations/?ordering=-title"),
+    ]
+    # The dashboard: counts, the first few of each list and theme, and charts; never every finding.
+    one = Inspection.objects.order_by("pk").first()
+    pages += [
+        ("/dashboard/", reviewer, "/dashboard/"),
+        ("/dashboard/ one inspection", reviewer, f"/dashboard/?inspection={one.pk}"),
     ]
     return [(name, measure(client, url, requests)) for name, client, url in pages]
 

@@ -3,6 +3,10 @@
 Everything is computed from the recommendations a user may see (their organisation), optionally
 narrowed to one inspection. Charts are drawn server-side as SVG from the geometry computed here;
 the template shows each chart's numbers as a table too.
+
+The page must not grow with the data: every list on it is capped (``LIST_LIMIT``, ``THEME_LIMIT``)
+and links to the filtered recommendation list for the rest, and weekly figures are counts against
+fixed week boundaries, never dates truncated row by row.
 """
 
 from __future__ import annotations
@@ -12,8 +16,8 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from django.db.models import Count, Q, QuerySet
-from django.db.models.functions import TruncWeek
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from tracker import health, permissions
@@ -23,6 +27,8 @@ if TYPE_CHECKING:
     from tracker.models import User
 
 LIST_LIMIT = 20
+THEME_LIMIT = 5  # open recommendations (and earlier inspections) shown per theme; the rest are a link away
+THEME_SCAN_LIMIT = 2000  # how far down the most overdue to look for them (a rare theme may show fewer)
 WEEKS = 12
 Event = RecommendationEvent.Action
 
@@ -171,24 +177,34 @@ class InspectionRow:
 
 @dataclass(frozen=True)
 class ThemeFinding:
-    inspection_title: str
-    when: str
+    """One of a theme's open recommendations now."""
+
     reference: str
     title: str
-    recommendation_id: int | None
+    recommendation_id: int
+    review_due: dt.date
+
+
+@dataclass(frozen=True)
+class EarlierInspection:
+    """Another inspection that raised the theme, and in how many findings."""
+
+    title: str
+    when: str
+    findings: int
 
 
 @dataclass
 class ThemeRow:
+    """A theme: its findings now (a count, and the most overdue few) and the other inspections that raised it."""
+
     slug: str
     name: str
+    current_count: int = 0
+    inspection_count: int = 0
     current: list[ThemeFinding] = field(default_factory=list)
-    earlier: list[ThemeFinding] = field(default_factory=list)
-    inspection_ids: set[int] = field(default_factory=set)
-
-    @property
-    def inspection_count(self) -> int:
-        return len(self.inspection_ids)
+    earlier: list[EarlierInspection] = field(default_factory=list)
+    more_earlier: int = 0
 
 
 @dataclass
@@ -213,10 +229,24 @@ class Dashboard:
     progress_chart: ProgressChart | None = None
     theme_chart: BarChart | None = None
     sweep_stale: bool = False  # no reminder sweep in over a day: reminders may not be going out
+    theme_limit: int = THEME_LIMIT
 
 
-def _counts_by_inspection(scope: QuerySet[Recommendation], today: dt.date) -> dict[int, dict]:
-    """One grouped query: every count the dashboard shows, per inspection."""
+def _week_edges(today: dt.date, count: int = WEEKS) -> tuple[list[dt.date], list[dt.datetime]]:
+    """The Mondays of the last ``count`` weeks (this one last), and the local midnights that bound them."""
+    this_monday = today - dt.timedelta(days=today.weekday())
+    starts = [this_monday - dt.timedelta(weeks=count - 1 - i) for i in range(count)]
+    tz = timezone.get_current_timezone()
+    days = [*starts, this_monday + dt.timedelta(weeks=1)]
+    return starts, [timezone.make_aware(dt.datetime.combine(day, dt.time.min), tz) for day in days]
+
+
+def _counts_by_inspection(scope: QuerySet[Recommendation], today: dt.date, edges: list[dt.datetime]) -> dict[int, dict]:
+    """One grouped query: every count the dashboard shows, per inspection.
+
+    With them, how many had been created before each week boundary (``created_0`` ...), so the weekly
+    figures need no second pass over the recommendations.
+    """
     aggregates = {"total": Count("pk")}
     for value in Status.values:
         aggregates[f"status_{value}"] = Count("pk", filter=Q(status=value))
@@ -224,58 +254,45 @@ def _counts_by_inspection(scope: QuerySet[Recommendation], today: dt.date) -> di
         aggregates[f"rag_{value or 'none'}"] = Count("pk", filter=Q(rag=value))
     aggregates["overdue"] = Count("pk", filter=Recommendation.overdue_q(today))
     aggregates["missed"] = Count("pk", filter=Recommendation.target_missed_q(today))
+    for i, edge in enumerate(edges):
+        aggregates[f"created_{i}"] = Count("pk", filter=Q(created_at__lt=edge))
     grouped = scope.order_by().values("finding__inspection_id").annotate(**aggregates)
     return {row["finding__inspection_id"]: row for row in grouped}
 
 
-def _weeks(scope: QuerySet[Recommendation], today: dt.date, count: int = WEEKS) -> list[Week]:
-    """Open at the end of each week and closed during it, replayed from two grouped queries."""
-    this_monday = today - dt.timedelta(days=today.weekday())
-    starts = [this_monday - dt.timedelta(weeks=count - 1 - i) for i in range(count)]
-    tz = timezone.get_current_timezone()
-    created: dict[dt.date, int] = {}
-    for row in (
-        scope.order_by().annotate(week=TruncWeek("created_at", tzinfo=tz)).values("week").annotate(n=Count("pk"))
-    ):
-        created[_as_date(row["week"])] = created.get(_as_date(row["week"]), 0) + row["n"]
-    changes: dict[tuple[dt.date, str], int] = {}
-    events = (
-        RecommendationEvent.objects.filter(
-            recommendation__in=scope.order_by().values("pk"),
-            action__in=[Event.CLOSED, Event.REOPENED, Event.SUPERSEDED],
-        )
-        .annotate(week=TruncWeek("at", tzinfo=tz))
-        .values("week", "action")
-        .annotate(n=Count("pk"))
-        .order_by()
-    )
-    for row in events:
-        key = (_as_date(row["week"]), row["action"])
-        changes[key] = changes.get(key, 0) + row["n"]
+WEEK_ACTIONS = (Event.CLOSED, Event.REOPENED, Event.SUPERSEDED)
 
-    def up_to(counts: dict, start: dt.date, action: str | None = None) -> int:
-        return sum(
-            n
-            for key, n in counts.items()
-            if (key if action is None else key[0]) <= start and (action is None or key[1] == action)
+
+def _weeks(
+    scope: QuerySet[Recommendation], starts: list[dt.date], edges: list[dt.datetime], created: list[int]
+) -> list[Week]:
+    """Open at the end of each week and closed during it, replayed from counts before each boundary.
+
+    ``created[i]`` is how many recommendations existed before ``edges[i]``; one aggregate query counts
+    the closures, reopenings and supersessions before each boundary the same way (range comparisons
+    an index on the event's time can serve, not a date truncated per row).
+    """
+    aggregates = {
+        f"{action}_{i}": Count("pk", filter=Q(action=action, at__lt=edge))
+        for action in WEEK_ACTIONS
+        for i, edge in enumerate(edges)
+    }
+    before = RecommendationEvent.objects.filter(
+        recommendation__in=scope.order_by().values("pk"), action__in=WEEK_ACTIONS
+    ).aggregate(**aggregates)
+
+    def open_before(i: int) -> int:
+        return (
+            created[i]
+            - before[f"{Event.CLOSED}_{i}"]
+            + before[f"{Event.REOPENED}_{i}"]
+            - before[f"{Event.SUPERSEDED}_{i}"]
         )
 
-    weeks = []
-    for start in starts:
-        open_at_end = (
-            up_to(created, start)
-            - up_to(changes, start, Event.CLOSED)
-            + up_to(changes, start, Event.REOPENED)
-            - up_to(changes, start, Event.SUPERSEDED)
-        )
-        weeks.append(Week(start, max(0, open_at_end), changes.get((start, Event.CLOSED), 0)))
-    return weeks
-
-
-def _as_date(value: dt.date | dt.datetime) -> dt.date:
-    if isinstance(value, dt.datetime):
-        return timezone.localtime(value).date() if timezone.is_aware(value) else value.date()
-    return value
+    return [
+        Week(start, max(0, open_before(i + 1)), before[f"{Event.CLOSED}_{i + 1}"] - before[f"{Event.CLOSED}_{i}"])
+        for i, start in enumerate(starts)
+    ]
 
 
 def _year(inspection_title: str, when: str) -> str:
@@ -283,45 +300,66 @@ def _year(inspection_title: str, when: str) -> str:
     return found.group(0) if found else ""
 
 
-def _themes(user: User, inspection: Inspection | None) -> list[ThemeRow]:
-    """Each theme of today's findings, with the earlier findings that raised the same theme."""
-    links = (
-        Finding.themes.through.objects.filter(finding__inspection__organisation_id=user.organisation_id)
-        .values(
-            "theme__slug",
-            "theme__name",
-            "finding__reference",
-            "finding__title",
-            "finding__inspection_id",
-            "finding__inspection__title",
-            "finding__inspection__tracked",
-            "finding__inspection__published_text",
-            "finding__recommendation__id",
-        )
-        .order_by("theme__name", "finding__inspection_id", "finding__reference")
+def _most_overdue_by_theme(
+    scope: QuerySet[Recommendation], now_ids: list[int], theme_ids: set[int]
+) -> dict[int, list[ThemeFinding]]:
+    """The first ``THEME_LIMIT`` open recommendations of each theme, most overdue first.
+
+    One query walking the open recommendations in review-date order (the order an index keeps), stopping
+    once every theme has its few or ``THEME_SCAN_LIMIT`` rows have been read: a window function ranking
+    every finding of every theme would sort them all on every page view.
+    """
+    found: dict[int, list[ThemeFinding]] = {theme_id: [] for theme_id in theme_ids}
+    wanting = set(theme_ids)
+    rows = (
+        scope.open()
+        .filter(finding__inspection_id__in=now_ids)
+        .order_by("next_review_due", "pk")
+        .values_list("finding__themes", "pk", "finding__reference", "title", "next_review_due")[:THEME_SCAN_LIMIT]
     )
-    rows: dict[str, ThemeRow] = {}
-    for link in links:
-        row = rows.setdefault(link["theme__slug"], ThemeRow(link["theme__slug"], link["theme__name"]))
-        current = (
-            link["finding__inspection_id"] == inspection.pk
-            if inspection is not None
-            else link["finding__inspection__tracked"]
-        )
-        item = ThemeFinding(
-            link["finding__inspection__title"],
-            _year(link["finding__inspection__title"], link["finding__inspection__published_text"]),
-            link["finding__reference"],
-            link["finding__title"],
-            link["finding__recommendation__id"],
-        )
-        (row.current if current else row.earlier).append(item)
-        row.inspection_ids.add(link["finding__inspection_id"])
-    result = [row for row in rows.values() if row.current]
-    for row in result:
-        row.earlier.sort(key=lambda f: (f.when, f.inspection_title, f.reference))
-    result.sort(key=lambda r: (-r.inspection_count, r.name))
-    return result
+    for theme_id, pk, reference, title, due in rows.iterator(chunk_size=200):
+        if theme_id in wanting:
+            found[theme_id].append(ThemeFinding(reference, title, pk, due))
+            if len(found[theme_id]) == THEME_LIMIT:
+                wanting.discard(theme_id)
+                if not wanting:
+                    break
+    return found
+
+
+def _themes(
+    scope: QuerySet[Recommendation], everything: list[Inspection], inspection: Inspection | None
+) -> list[ThemeRow]:
+    """Each theme of today's findings: how many, the most overdue few, and the inspections that raised it.
+
+    Two queries whatever the number of findings: the findings per theme and inspection (as many rows as
+    themes times inspections), then ``_most_overdue_by_theme``.
+    """
+    by_id = {item.pk: item for item in everything}
+    now_ids = [inspection.pk] if inspection is not None else [item.pk for item in everything if item.tracked]
+    groups = (
+        Finding.themes.through.objects.filter(finding__inspection_id__in=list(by_id))
+        .order_by()
+        .values("theme_id", "theme__slug", "theme__name", "finding__inspection_id")
+        .annotate(findings=Count("pk"))
+    )
+    rows: dict[int, ThemeRow] = {}
+    for group in groups:
+        row = rows.setdefault(group["theme_id"], ThemeRow(group["theme__slug"], group["theme__name"]))
+        row.inspection_count += 1
+        if group["finding__inspection_id"] in now_ids:
+            row.current_count += group["findings"]
+        else:
+            item = by_id[group["finding__inspection_id"]]
+            row.earlier.append(EarlierInspection(item.title, _year(item.title, item.published_text), group["findings"]))
+    rows = {theme_id: row for theme_id, row in rows.items() if row.current_count}
+    overdue = _most_overdue_by_theme(scope, now_ids, set(rows))
+    for theme_id, row in rows.items():
+        row.current = overdue[theme_id]
+        row.earlier.sort(key=lambda earlier: (earlier.when, earlier.title))
+        row.more_earlier = max(0, len(row.earlier) - THEME_LIMIT)
+        row.earlier = row.earlier[:THEME_LIMIT]
+    return sorted(rows.values(), key=lambda r: (-r.inspection_count, r.name))
 
 
 def build(user: User, *, inspection: Inspection | None = None, today: dt.date | None = None) -> Dashboard:
@@ -333,7 +371,8 @@ def build(user: User, *, inspection: Inspection | None = None, today: dt.date | 
     inspections = [i for i in everything if i.tracked]
     if inspection is not None:
         scope = scope.filter(finding__inspection=inspection)
-    counts = _counts_by_inspection(scope, today)
+    starts, edges = _week_edges(today)
+    counts = _counts_by_inspection(scope, today, edges)
     rows = [
         InspectionRow(
             item,
@@ -354,14 +393,24 @@ def build(user: User, *, inspection: Inspection | None = None, today: dt.date | 
     by_rag = [(value, label, total(f"rag_{value or 'none'}")) for value, label in Rag.choices]
     overdue = list(scope.overdue(today).with_related().order_by("next_review_due", "pk")[:LIST_LIMIT])
     missed = list(scope.target_missed(today).with_related().order_by("target_date", "pk")[:LIST_LIMIT])
-    awaiting = list(
-        scope.filter(status=Status.AWAITING_ASSURANCE)
-        .with_related()
-        .annotate(pending_evidence=Count("evidence", filter=Q(evidence__verdict=Evidence.Verdict.PENDING)))
-        .order_by("updated_at", "pk")[:LIST_LIMIT]
+    # The first few are chosen from the recommendation rows alone, then only they are joined and have
+    # their pending evidence counted: not every recommendation awaiting assurance.
+    first_awaiting = scope.filter(status=Status.AWAITING_ASSURANCE).order_by("updated_at", "pk").values("pk")
+    pending = (
+        Evidence.objects.filter(recommendation=OuterRef("pk"), verdict=Evidence.Verdict.PENDING)
+        .order_by()
+        .values("recommendation")
+        .annotate(n=Count("pk"))
+        .values("n")
     )
-    weeks = _weeks(scope, today)
-    themes = _themes(user, inspection)
+    awaiting = list(
+        Recommendation.objects.filter(pk__in=first_awaiting[:LIST_LIMIT])
+        .with_related()
+        .annotate(pending_evidence=Coalesce(Subquery(pending), 0))
+        .order_by("updated_at", "pk")
+    )
+    weeks = _weeks(scope, starts, edges, [total(f"created_{i}") for i in range(len(edges))])
+    themes = _themes(scope, everything, inspection)
     board = Dashboard(
         today=today,
         inspection=inspection,
