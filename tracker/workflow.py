@@ -3,7 +3,9 @@
 Each public function is one write: in a transaction it locks the row, asks ``tracker.policy`` whether
 this person may do this now (role, then state, on the locked row), refuses a stale version, changes
 the row, bumps the version, and records an event (the readable timeline) and history (every field, via
-django-simple-history). Admin, staff pages, API, imports and commands call these; nothing else writes.
+django-simple-history). Admin, staff pages, API and commands call these; nothing else changes a
+recommendation. An import creates a whole new inspection's recommendations in bulk instead, applying
+the same rules once per batch (``tracker.imports``).
 
 Stale writes: ``expected_version`` is the version the caller last showed or read. When it is not
 given, the version of the instance passed in is used, so a caller that read the row earlier is still

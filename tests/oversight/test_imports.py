@@ -10,12 +10,15 @@ import tracemalloc
 import zipfile
 
 import pytest
+from django.conf import settings
 from django.core.management import CommandError, call_command
+from django.db import IntegrityError
 from django.urls import reverse
 from openpyxl import Workbook, load_workbook
 from openpyxl.utils import get_column_letter
 
 from tests.factories import InspectionFactory, UserFactory
+from tests.oversight.conftest import content, fetch
 from tracker import imports, workflow
 from tracker.exports import COLUMNS
 from tracker.models import (
@@ -25,6 +28,7 @@ from tracker.models import (
     Inspection,
     Recommendation,
     RecommendationEvent,
+    User,
 )
 from tracker.permissions import Role
 
@@ -51,6 +55,10 @@ def snapshot(inspection: Inspection) -> list[tuple]:
         )
         for r in recs
     )
+
+
+def history_counts() -> tuple[int, ...]:
+    return tuple(m.history.count() for m in (Inspection, Finding, Recommendation))
 
 
 def counts() -> tuple[int, ...]:
@@ -112,10 +120,10 @@ def retitle(sheet_rows: list[list[object]], header: list[str]) -> list[list[obje
     return sheet_rows
 
 
-def test_xlsx_export_then_import_gives_the_same_recommendations(client, planned, rita, lead):
+def test_xlsx_export_then_import_gives_the_same_recommendations(client, planned, rita, lead, worker):
     client.force_login(rita)
-    response = client.get(reverse("tracker:export-xlsx"), {"inspection": planned.pk})
-    book = load_workbook(io.BytesIO(response.content))
+    response = fetch(client, reverse("tracker:export-xlsx"), {"inspection": planned.pk})  # made by the worker
+    book = load_workbook(io.BytesIO(content(response)))
     sheet = book.worksheets[0]
     header = [c.value for c in sheet[1]]
     for row in sheet.iter_rows(min_row=2):
@@ -261,21 +269,109 @@ def test_every_problem_in_the_file_is_reported_at_once(cleveland, lead, olly):
 
 
 def test_a_failure_while_saving_rolls_everything_back(cleveland, lead, olly, monkeypatch):
-    calls = []
-    original = workflow.change_target_date
+    # The timeline events are the last rows written: everything before them must go too.
+    def fail(*args, **kwargs):
+        raise IntegrityError("Someone else changed it.")
 
-    def fail_second(rec, **kwargs):
-        calls.append(rec.reference)
-        if len(calls) == 2:
-            raise workflow.WorkflowError("Someone else changed it.")
-        return original(rec, **kwargs)
-
-    monkeypatch.setattr(workflow, "change_target_date", fail_second)
-    before = counts()
+    monkeypatch.setattr(RecommendationEvent.objects, "bulk_create", fail)
+    before = counts(), history_counts()
     with pytest.raises(imports.ImportFailed) as failure:
         imports.import_recommendations(csv_bytes([good_row(), good_row(Reference="CC2")]), by=lead)
-    assert str(failure.value) == "row 3: could not be saved: Someone else changed it."
+    assert str(failure.value) == "file: could not be saved: Someone else changed it."
+    assert (counts(), history_counts()) == before
+
+
+def test_an_owner_who_lost_the_role_while_the_file_was_checked_is_refused(lead, olly, otto, monkeypatch):
+    """The owners are asked again inside the transaction that writes: someone may have changed since."""
+    checked = imports.plan
+
+    def plan_then_someone_deactivates_otto(*args, **kwargs):
+        planned = checked(*args, **kwargs)
+        User.objects.filter(pk=otto.pk).update(is_active=False)
+        return planned
+
+    monkeypatch.setattr(imports, "plan", plan_then_someone_deactivates_otto)
+    before = counts()
+    rows = [good_row(), good_row(Reference="CC2", **{"Owner username": "otto"})]
+    with pytest.raises(imports.ImportFailed) as failure:
+        imports.import_recommendations(csv_bytes(rows), by=lead)
+    assert [str(p) for p in failure.value.problems] == [
+        "row 3, column Owner username: 'otto' cannot own a recommendation: owners are active and have the Owner "
+        "or Governance lead role"
+    ]
     assert counts() == before
+
+
+def test_the_workflows_bounds_are_asked_again_for_the_whole_batch_before_writing(lead, olly, monkeypatch):
+    """A plan that got past the row checks still meets the workflow's interval and date bounds."""
+    checked = imports.plan
+
+    def plan_out_of_bounds(*args, **kwargs):
+        planned = checked(*args, **kwargs)
+        row = planned[0].recommendations[0]
+        row.interval, row.target_date = MAX_REVIEW_INTERVAL_DAYS + 1, workflow.EARLIEST_DATE - dt.timedelta(days=1)
+        return planned
+
+    monkeypatch.setattr(imports, "plan", plan_out_of_bounds)
+    before = counts()
+    with pytest.raises(imports.ImportFailed) as failure:
+        imports.import_recommendations(csv_bytes([good_row()]), by=lead)
+    assert [(p.row, p.column) for p in failure.value.problems] == [(2, "Review interval (days)"), (2, "Target date")]
+    assert counts() == before
+
+
+def test_a_bulk_import_gives_what_the_workflow_gives_row_by_row(lead, olly, org):
+    """Rows, timeline and history as create_recommendation, assign_owner and change_target_date make them."""
+    source = "plan.csv"
+    rows = [
+        good_row(),
+        good_row(Reference="CC2", Themes="", **{"Owner username": "", "Target date": ""}),
+        good_row(Reference="CC3", **{"Owner username": "lead", "Target date": "", "Review interval (days)": ""}),
+    ]
+    imports.import_recommendations(csv_bytes(rows), by=lead, filename=source)
+
+    reason = f"Imported from {source}"
+    by_hand = InspectionFactory(organisation=org, slug="by-hand")
+    imported = Inspection.objects.get(slug=NEW_SLUG, organisation=org)
+    for rec in Recommendation.objects.filter(finding__inspection=imported).select_related("finding", "owner"):
+        finding = Finding.objects.create(
+            inspection=by_hand,
+            **{f: getattr(rec.finding, f) for f in ("reference", "kind", "title", "summary", "quote", "source_title")},
+        )
+        finding.themes.set(rec.finding.themes.all())
+        expected = workflow.create_recommendation(
+            finding,
+            by=lead,
+            interval_days=rec.review_interval_days,
+            title=rec.title,
+            outcome_measure=rec.outcome_measure,
+            reason=reason,
+        )
+        if rec.owner:
+            workflow.assign_owner(expected, by=lead, owner=rec.owner, reason=reason)
+        if rec.target_date:
+            workflow.change_target_date(expected, by=lead, target_date=rec.target_date, reason=reason)
+        expected.refresh_from_db()
+
+        fields = ("organisation_id", "title", "owner_id", "status", "rag", "target_date", "review_interval_days")
+        fields += ("next_review_due", "outcome_measure", "superseded_by_id")
+        assert [getattr(rec, f) for f in fields] == [getattr(expected, f) for f in fields]
+        assert rec.version == 1
+        timeline = ("action", "actor_id", "old_value", "new_value", "reason")
+        assert list(rec.events.values_list(*timeline)) == list(expected.events.values_list(*timeline))
+        # History: present, by the lead, and ending in the row as it stands.
+        latest = rec.history.latest()
+        assert (latest.history_user, latest.history_change_reason) == (lead, reason)
+        assert [getattr(latest, f) for f in fields] == [getattr(rec, f) for f in fields]
+        finding_history = rec.finding.history.latest()
+        assert finding_history.history_user == lead
+        assert sorted(t.theme_id for t in finding_history.themes.all()) == sorted(
+            rec.finding.themes.values_list("pk", flat=True)
+        )
+    assert imported.history.get().history_type == "+"
+    by_reference = {r.reference: r for r in Recommendation.objects.filter(finding__inspection=imported)}
+    assert (by_reference["CC2"].owner, by_reference["CC2"].target_date) == (None, None)
+    assert by_reference["CC3"].review_interval_days == settings.DEFAULT_REVIEW_INTERVAL_DAYS
 
 
 def test_an_exported_neutralising_quote_is_removed_on_import(lead, olly):
