@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -135,15 +135,28 @@ def to_csv(data: Iterable[list[object]]) -> bytes:
     return b"".join(csv_chunks(data))
 
 
-def to_xlsx(data: Iterable[list[object]]) -> bytes:
+def write_xlsx(data: Iterable[list[object]], target, on_row: Callable[[int], None] | None = None) -> int:
+    """Write the workbook to ``target`` (a path or a binary file); returns the number of rows.
+
+    Write-only mode keeps rows out of memory; ``on_row`` is told the count after each row (progress).
+    """
     from openpyxl import Workbook
 
     workbook = Workbook(write_only=True)
     sheet = workbook.create_sheet("Recommendations")
     sheet.freeze_panes = "A2"
     sheet.append([column.header for column in COLUMNS])
-    for row in data:
+    count = 0
+    for count, row in enumerate(data, start=1):
         sheet.append(row)
+        if on_row is not None:
+            on_row(count)
+    workbook.save(target)
+    return count
+
+
+def to_xlsx(data: Iterable[list[object]]) -> bytes:
+    """The whole workbook at once (tests and the import's round trip); the site makes it in the worker."""
     buffer = io.BytesIO()
-    workbook.save(buffer)
+    write_xlsx(data, buffer)
     return buffer.getvalue()

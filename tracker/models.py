@@ -20,7 +20,7 @@ from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
 from tracker.predicates import matches
-from tracker.storage import EvidenceStorage
+from tracker.storage import EvidenceStorage, ExportStorage
 
 # One bound for every interface (admin, pages, API, imports): a recommendation is reviewed at least
 # once a year, and the date arithmetic of reminders never overflows.
@@ -689,3 +689,61 @@ class SweepRun(models.Model):
 
     def __str__(self) -> str:
         return f"Review sweep of {self.day:%Y-%m-%d}{' (caught up)' if self.caught_up else ''}"
+
+
+class ExportJob(models.Model):
+    """A file the worker makes for one user (a large Excel export, a board-pack PDF), and its progress.
+
+    ``key`` is a hash of the user, the kind, the normalised query and a version of the data it reads
+    (``tracker.jobs.data_version``): asking again while the data is unchanged finds this job and its
+    file. At most one job that has not failed exists per key; a failed one is kept to show why, and
+    asking again makes a new one.
+    """
+
+    class Kind(models.TextChoices):
+        XLSX = "xlsx", "Excel export"
+        BOARD_PACK_PDF = "board_pack_pdf", "Board pack PDF"
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Waiting to start"
+        RUNNING = "running", "Being made"
+        READY = "ready", "Ready"
+        FAILED = "failed", "Failed"
+
+    # Unguessable, so a job's address says nothing about how many others exist.
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="export_jobs")
+    organisation = models.ForeignKey(Organisation, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    query = models.CharField(max_length=2000, blank=True, help_text="The normalised query string it was made from.")
+    inspection = models.ForeignKey(Inspection, on_delete=models.CASCADE, null=True, blank=True, related_name="+")
+    key = models.CharField(max_length=64)
+    state = models.CharField(max_length=8, choices=State.choices, default=State.PENDING)
+    total = models.PositiveIntegerField(default=0)
+    done = models.PositiveIntegerField(default=0)
+    file = models.FileField(storage=ExportStorage, blank=True, max_length=200)
+    filename = models.CharField(max_length=200, blank=True)
+    error = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["user", "kind", "query"], name="exportjob_user_kind_query_idx")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["key"], condition=~Q(state="failed"), name="exportjob_one_live_job_per_key"
+            ),
+            models.CheckConstraint(condition=Q(kind__in=["xlsx", "board_pack_pdf"]), name="exportjob_kind_valid"),
+            models.CheckConstraint(
+                condition=Q(state__in=["pending", "running", "ready", "failed"]), name="exportjob_state_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} for {self.user} ({self.get_state_display().lower()})"
+
+    @property
+    def finished(self) -> bool:
+        return self.state in (self.State.READY, self.State.FAILED)

@@ -8,20 +8,29 @@ page without a session: its unguessable token is the credential.
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
+from django.http import (
+    FileResponse,
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBadRequest,
+    QueryDict,
+    StreamingHttpResponse,
+)
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
-from tracker import boardpack, calendar_feed, dashboard, exports, imports, permissions
-from tracker.filters import RecommendationFilter
-from tracker.forms import SORTS, GovUKDateField
-from tracker.models import AccessLog, Inspection
+from tracker import boardpack, calendar_feed, dashboard, exports, imports, jobs, permissions
+from tracker.forms import GovUKDateField
+from tracker.models import AccessLog, ExportJob, Inspection
 from tracker.views import staff_page
 
 
@@ -58,14 +67,19 @@ class SinceForm(forms.Form):
     )
 
 
-def _pack(request: HttpRequest, pk: int) -> tuple[boardpack.BoardPack, SinceForm]:
-    _require_oversight(request)
-    inspection = _inspection(request, pk)
+def _since(request: HttpRequest) -> tuple[dt.date, SinceForm]:
     asked = any(key == "since" or key.startswith("since-") for key in request.GET)
     form = SinceForm(request.GET if asked else None)
     since = boardpack.default_since()
     if form.is_bound and form.is_valid() and form.cleaned_data["since"]:
         since = form.cleaned_data["since"]
+    return since, form
+
+
+def _pack(request: HttpRequest, pk: int) -> tuple[boardpack.BoardPack, SinceForm]:
+    _require_oversight(request)
+    inspection = _inspection(request, pk)
+    since, form = _since(request)
     return boardpack.build(request.user, inspection, since=since), form
 
 
@@ -76,64 +90,107 @@ def board_pack(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @staff_page
+@require_http_methods(["GET", "HEAD"])
 def board_pack_pdf(request: HttpRequest, pk: int) -> HttpResponse:
-    pack, _form = _pack(request, pk)
-    pdf = boardpack.render_pdf(pack)
-    AccessLog.objects.create(
-        user=request.user,
-        action=AccessLog.Action.EXPORT,
-        object_repr=f"Board pack PDF: {pack.inspection}"[:300],
-        detail={"format": "pdf", "inspection": pack.inspection.pk, "since": pack.since.isoformat(), "rows": pack.total},
-    )
-    response = HttpResponse(pdf, content_type="application/pdf")
-    name = f"board-pack-{pack.inspection.slug}-{pack.today:%Y-%m-%d}.pdf"
-    response["Content-Disposition"] = f'attachment; filename="{name}"'
-    return response
-
-
-def _export(request: HttpRequest, fmt: str) -> HttpResponse:
+    """Made by the worker: this asks for it and shows its progress, or its file if already made."""
     _require_oversight(request)
-    visible = permissions.visible_recommendations(request.user)
-    # The list page's own FilterSet and query string, so "download" gives exactly what is on screen.
-    filterset = RecommendationFilter(request.GET or None, queryset=visible, request=request)
-    if filterset.is_bound and not filterset.is_valid():
-        problems = "; ".join(f"{name}: {' '.join(errors)}" for name, errors in filterset.errors.items())
-        return HttpResponseBadRequest(f"The filter is not valid, so nothing was exported. {problems}")
-    results = filterset.qs if filterset.is_bound else visible
-    sort = request.GET.get("sort", "due")
-    results = results.order_by(*SORTS.get(sort, SORTS["due"]))
-    total = results.count()
-    AccessLog.objects.create(
-        user=request.user,
-        action=AccessLog.Action.EXPORT,
-        object_repr=f"{total} recommendations as {fmt.upper()}",
-        detail={"format": fmt, "query": request.GET.urlencode(), "rows": total},
-    )
-    stamp = f"{timezone.localdate():%Y-%m-%d}"
-    if fmt == "csv":
-        # Streamed: rows are read and written a chunk at a time, so memory stays flat at any size.
-        response = StreamingHttpResponse(
-            exports.csv_chunks(exports.rows(results)), content_type="text/csv; charset=utf-8"
-        )
-    else:
-        response = HttpResponse(
-            exports.to_xlsx(exports.rows(results)),
-            content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        )
-    response["Content-Disposition"] = f'attachment; filename="recommendations-{stamp}.{fmt}"'
-    return response
+    inspection = _inspection(request, pk)
+    since, _form = _since(request)
+    return _to_job(jobs.start_board_pack(request.user, inspection, since))
+
+
+def _to_job(job: ExportJob) -> HttpResponse:
+    if job.state == ExportJob.State.READY:
+        return redirect("tracker:export-download", pk=job.pk)
+    return redirect("tracker:export-job", pk=job.pk)
+
+
+def _invalid(exc: jobs.InvalidFilter) -> HttpResponse:
+    return HttpResponseBadRequest(f"The filter is not valid, so nothing was exported. {exc}")
 
 
 @staff_page
 @require_http_methods(["GET", "HEAD"])
 def export_csv(request: HttpRequest) -> HttpResponse:
-    return _export(request, "csv")
+    _require_oversight(request)
+    # The list page's own FilterSet and query string, so "download" gives exactly what is on screen.
+    try:
+        results = jobs.selected_recommendations(request.user, request.GET)
+    except jobs.InvalidFilter as exc:
+        return _invalid(exc)
+    total = results.count()
+    AccessLog.objects.create(
+        user=request.user,
+        action=AccessLog.Action.EXPORT,
+        object_repr=f"{total} recommendations as CSV",
+        detail={"format": "csv", "query": request.GET.urlencode(), "rows": total},
+    )
+    # Streamed: rows are read and written a chunk at a time, so memory stays flat at any size.
+    response = StreamingHttpResponse(exports.csv_chunks(exports.rows(results)), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="recommendations-{timezone.localdate():%Y-%m-%d}.csv"'
+    return response
 
 
 @staff_page
 @require_http_methods(["GET", "HEAD"])
 def export_xlsx(request: HttpRequest) -> HttpResponse:
-    return _export(request, "xlsx")
+    """Made by the worker (a large workbook outlasts a request): asks for it, then its progress or file."""
+    _require_oversight(request)
+    try:
+        job = jobs.start_xlsx(request.user, request.GET)
+    except jobs.InvalidFilter as exc:
+        return _invalid(exc)
+    return _to_job(job)
+
+
+JOB_REFRESH_SECONDS = 3
+
+
+@staff_page
+@require_http_methods(["GET", "HEAD"])
+def export_job(request: HttpRequest, pk) -> HttpResponse:
+    """A job's progress; the page reloads itself until the file is ready or the job has failed."""
+    _require_oversight(request)
+    job = get_object_or_404(jobs.visible_jobs(request.user).select_related("inspection"), pk=pk)
+    stale = jobs.is_stale(job)
+    if job.kind == ExportJob.Kind.XLSX:
+        again = f"{reverse('tracker:export-xlsx')}?{job.query}" if job.query else reverse("tracker:export-xlsx")
+        back = f"{reverse('tracker:recommendations')}?{job.query}" if job.query else reverse("tracker:recommendations")
+    else:
+        since = QueryDict(job.query).get("since", "")
+        again = f"{reverse('tracker:board-pack-pdf', args=[job.inspection_id])}?since={since}"
+        back = f"{reverse('tracker:board-pack', args=[job.inspection_id])}?since={since}"
+    context = {
+        "job": job,
+        "stale": stale,
+        "refresh": None if job.finished or stale else JOB_REFRESH_SECONDS,
+        "again": again,
+        "back": back,
+    }
+    return render(request, "tracker/oversight/export_job.html", context)
+
+
+@staff_page
+@require_http_methods(["GET", "HEAD"])
+def export_download(request: HttpRequest, pk) -> FileResponse | HttpResponse:
+    _require_oversight(request)
+    job = get_object_or_404(jobs.visible_jobs(request.user).select_related("inspection"), pk=pk)
+    if job.state != ExportJob.State.READY:
+        return redirect("tracker:export-job", pk=job.pk)
+    try:
+        handle = job.file.open("rb")
+    except FileNotFoundError:
+        raise Http404("The file is missing from storage; ask for it again.") from None
+    # Logged at each download: the moment the data leaves, and once per copy taken.
+    AccessLog.objects.create(user=request.user, action=AccessLog.Action.EXPORT, **jobs.download_log(job))
+    kinds = {ExportJob.Kind.XLSX: "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
+    response = FileResponse(
+        handle, as_attachment=True, filename=job.filename, content_type=kinds.get(job.kind, "application/pdf")
+    )
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Cache-Control"] = "no-store"
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    return response
 
 
 # Calendar feeds.

@@ -28,3 +28,18 @@ class EvidenceStorage(FileSystemStorage):
 
     def url(self, name):
         raise ValueError("Evidence files have no public URL; use the download view.")
+
+
+@deconstructible
+class ExportStorage(EvidenceStorage):
+    """Files made by the worker (large Excel exports, board-pack PDFs): private like evidence, in
+    ``EVIDENCE_ROOT/exports``, served only by the job's download view."""
+
+    @property
+    def base_location(self):  # type: ignore[override]
+        import os
+
+        return os.path.join(settings.EVIDENCE_ROOT, "exports")
+
+    def url(self, name):
+        raise ValueError("Export files have no public URL; use the job's download view.")

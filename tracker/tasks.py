@@ -12,7 +12,7 @@ from celery import shared_task
 from django.conf import settings
 from django.db import DatabaseError
 
-from tracker import reminders, schedule
+from tracker import jobs, reminders, schedule
 
 
 def _deadline() -> float:
@@ -36,3 +36,10 @@ def deliver_due_reminders() -> dict[str, int]:
     """
     added = schedule.catch_up()
     return {"planned": added, **reminders.deliver(deadline=_deadline()).as_dict()}
+
+
+@shared_task(name="tracker.tasks.build_export")
+def build_export(job_id: str) -> str:
+    """Make one export job's file (a large Excel export or a board-pack PDF). Not retried: a failure is
+    recorded on the job, whose page offers to try again."""
+    return jobs.run(job_id)

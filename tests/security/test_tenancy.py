@@ -26,6 +26,7 @@ from django.apps import apps
 from django.contrib import admin
 from django.contrib.auth.models import Group
 from django.contrib.contenttypes.models import ContentType
+from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from django.db import transaction
@@ -49,6 +50,7 @@ from tracker import calendar_feed, workflow
 from tracker.models import (
     AccessLog,
     Evidence,
+    ExportJob,
     Finding,
     Inspection,
     Judgement,
@@ -61,6 +63,7 @@ from tracker.models import (
     User,
 )
 from tracker.permissions import Role
+from tracker.storage import ExportStorage
 from tracker.uploads import check_upload
 
 MARKER = "zz-alpha-secret"  # in every name, title, quote, email and note of organisation A
@@ -89,7 +92,13 @@ SHARED = {
 }
 
 # The staff pages' object arguments: which model the number names, by where it appears.
-STAFF_PK = {"inspections/": Inspection, "recommendations/": Recommendation, "evidence/": Evidence}
+# An export job (a worker-made Excel file or board-pack PDF) is A's lead's own: no one else's, even in A.
+STAFF_PK = {
+    "inspections/": Inspection,
+    "recommendations/": Recommendation,
+    "evidence/": Evidence,
+    "exports/": ExportJob,
+}
 # The API's resources.
 API_RESOURCES = {
     "organisations": Organisation,
@@ -206,6 +215,16 @@ def _organisation(slug: str, name: str, prefix: str) -> tuple[dict, dict]:
     )
     log = AccessLog.objects.create(user=lead, action=AccessLog.Action.EXPORT, object_repr=f"{loud} export")
     calendar_feed.issue_token(owner)
+    export = ExportJob.objects.create(
+        user=lead,
+        organisation=organisation,
+        kind="xlsx",
+        key=f"{prefix}-key",
+        state="ready",
+        total=1,
+        filename=f"{prefix}.xlsx",
+        file=ExportStorage().save(f"{prefix}-export", ContentFile(loud.encode())),
+    )
     objects = {
         "organisation": organisation,
         "inspection": inspection,
@@ -217,6 +236,7 @@ def _organisation(slug: str, name: str, prefix: str) -> tuple[dict, dict]:
         "event": rec.events.order_by("pk").first(),
         "reminder": reminder,
         "accesslog": log,
+        "export": export,
         **{f"user:{role}": person for role, person in people.items()},
     }
     return objects, people
