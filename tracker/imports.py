@@ -551,7 +551,7 @@ def import_recommendations(content: bytes, *, by: User, filename: str = "", dry_
 
     A dry run stops after the checks: it reports what would be imported and writes nothing.
     """
-    if not permissions.is_governance_lead(by) or by.organisation_id is None:
+    if not permissions.may_create_recommendations(by, by.organisation_id):
         raise permissions.NotPermitted("Only a governance lead can import recommendations.")
     planned = plan(read_rows(content, filename), organisation_id=by.organisation_id)
     report = ImportReport(

@@ -95,7 +95,8 @@ def test_two_sweeps_running_at_once_send_each_reminder_once(services, smtp, brok
     assert sum(result["digests_sent"] for result in results) == BUSY_DIGESTS  # 12 owners and the lead, once each
 
 
-def test_a_worker_killed_mid_batch_loses_nothing_and_repeats_at_most_one_digest(services, smtp, broker):
+def _stalled_on_the_second_digest(services, smtp):
+    """Four owners due, a prefork worker sending their digests, stalled mid-send on the second."""
     org, _lead, owners = _people(owners=4)
     today = timezone.localdate()
     for owner in owners:
@@ -115,8 +116,12 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_repeats_at_most_one_digest(
     worker, _ = services.worker("--pool=prefork", "--concurrency=1")
     sent_at = time.monotonic()
     tasks.run_review_sweep.delay()
-
     assert smtp.handler.stalled.wait(30), "the worker never reached its second digest"
+    return owners, worker, sent_at
+
+
+def test_a_worker_killed_mid_batch_loses_nothing_and_repeats_at_most_one_digest(services, smtp, broker):
+    owners, worker, sent_at = _stalled_on_the_second_digest(services, smtp)
     kill_worker_tree(worker)
     smtp.handler.stall_after = None
     smtp.handler.release.set()
@@ -139,25 +144,7 @@ def test_a_killed_pool_process_loses_nothing_and_repeats_at_most_one_digest(serv
     """Only the prefork child dies (an out-of-memory kill, say); its parent lives on and starts another."""
     from pathlib import Path
 
-    org, _lead, owners = _people(owners=4)
-    today = timezone.localdate()
-    for owner in owners:
-        RecommendationFactory(
-            finding__inspection__organisation=org, owner=owner, next_review_due=today + dt.timedelta(days=1)
-        )
-    services.extra_env.update(
-        CELERY_TASK_TIME_LIMIT="4",
-        CELERY_TASK_SOFT_TIME_LIMIT="3",
-        REMINDER_LEASE_SECONDS="5",
-        CELERY_VISIBILITY_TIMEOUT="6",
-        EMAIL_TIMEOUT="2",
-        REMINDER_SEND_TIMEOUTS="2",
-    )
-    smtp.handler.stall_after = 1  # the second digest is taken in, but its "250 OK" never comes back
-    worker, _ = services.worker("--pool=prefork", "--concurrency=1")
-    tasks.run_review_sweep.delay()
-
-    assert smtp.handler.stalled.wait(30), "the worker never reached its second digest"
+    owners, worker, _ = _stalled_on_the_second_digest(services, smtp)
     children = Path(f"/proc/{worker.pid}/task/{worker.pid}/children").read_text().split()
     assert children, "a prefork worker has a pool process"
     for child in children:
