@@ -16,7 +16,7 @@ from django.db import models
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from tracker import permissions
+from tracker import permissions, search
 from tracker.models import Inspection, Rag, Recommendation, Status, Theme, User
 
 
@@ -138,12 +138,9 @@ class RecommendationFilter(StrictFilterSet):
         return queryset.filter(owner__in=people.values("pk"))
 
     def filter_search(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        """The reference exactly, or the words anywhere in the title, summary or outcome measure (any case),
+        from the database's search index (``tracker.search``)."""
         value = value.strip()
         if not value:
             return queryset
-        return queryset.filter(
-            Q(finding__reference__iexact=value)
-            | Q(title__icontains=value)
-            | Q(finding__summary__icontains=value)
-            | Q(outcome_measure__icontains=value)
-        )
+        return queryset.filter(search.matches(value))

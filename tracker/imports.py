@@ -129,6 +129,22 @@ class PlannedInspection:
         return self.values.slug
 
 
+class Progress:
+    """What an import tells whoever watches it (the worker's job page); by default, nobody.
+
+    ``saved`` is called inside the transaction that writes the rows, so what it records commits or
+    rolls back with them.
+    """
+
+    def read(self, total: int) -> None: ...
+
+    def checked(self, done: int) -> None: ...
+
+    def saving(self) -> None: ...
+
+    def saved(self, report: ImportReport) -> None: ...
+
+
 @dataclass
 class ImportReport:
     inspections: list[str] = field(default_factory=list)
@@ -475,7 +491,10 @@ def _seeded_slugs() -> dict[tuple[str, str], str]:
     return slugs
 
 
-def plan(rows: list[Row], *, organisation_id: int) -> list[PlannedInspection]:
+CHECKED_EVERY = 1000  # rows between reports of progress while checking
+
+
+def plan(rows: list[Row], *, organisation_id: int, progress: Progress | None = None) -> list[PlannedInspection]:
     """Check every row against the database; raise ImportFailed listing every problem."""
     problems: list[Problem] = []
     themes = {theme.slug: theme for theme in Theme.objects.all()}
@@ -483,7 +502,9 @@ def plan(rows: list[Row], *, organisation_id: int) -> list[PlannedInspection]:
     inspections: dict[str, PlannedInspection] = {}
     references: dict[tuple[str, str], str] = {}
 
-    for row in rows:
+    for done, row in enumerate(rows):
+        if progress is not None and done and done % CHECKED_EVERY == 0:
+            progress.checked(done)
         cells = _Cells(row, problems, INSPECTION_COLUMNS)
         details = rules.check_inspection(cells)
         slug = details.slug
@@ -546,14 +567,20 @@ def plan(rows: list[Row], *, organisation_id: int) -> list[PlannedInspection]:
 # --- Loading -----------------------------------------------------------------------------------
 
 
-def import_recommendations(content: bytes, *, by: User, filename: str = "", dry_run: bool = False) -> ImportReport:
+def import_recommendations(
+    content: bytes, *, by: User, filename: str = "", dry_run: bool = False, progress: Progress | None = None
+) -> ImportReport:
     """Check the whole file, then create its inspections and recommendations in one transaction.
 
     A dry run stops after the checks: it reports what would be imported and writes nothing.
     """
     if not permissions.may_create_recommendations(by, by.organisation_id):
         raise permissions.NotPermitted("Only a governance lead can import recommendations.")
-    planned = plan(read_rows(content, filename), organisation_id=by.organisation_id)
+    progress = progress or Progress()
+    rows = read_rows(content, filename)
+    progress.read(len(rows))
+    planned = plan(rows, organisation_id=by.organisation_id, progress=progress)
+    progress.checked(len(rows))
     report = ImportReport(
         inspections=[item.slug for item in planned],
         recommendations=[f"{item.slug} {row.reference}" for item in planned for row in item.recommendations],
@@ -561,9 +588,11 @@ def import_recommendations(content: bytes, *, by: User, filename: str = "", dry_
     if dry_run:
         return report
     name = Path(filename).name or "an uploaded file"
+    progress.saving()
     try:
         with transaction.atomic():
             _load(planned, by=by, source=name)
+            progress.saved(report)
             AccessLog.objects.create(
                 user=by,
                 action=AccessLog.Action.IMPORT,

@@ -20,7 +20,7 @@ from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
 from tracker.predicates import matches
-from tracker.storage import EvidenceStorage, ExportStorage
+from tracker.storage import EvidenceStorage, ExportStorage, ImportStorage
 
 # One bound for every interface (admin, pages, API, imports): a recommendation is reviewed at least
 # once a year, and the date arithmetic of reminders never overflows.
@@ -351,6 +351,9 @@ class Recommendation(models.Model):
             models.Index(fields=["organisation", "status", "next_review_due", "id"], name="rec_org_status_due_idx"),
             models.Index(fields=["organisation", "rag", "next_review_due", "id"], name="rec_org_rag_due_idx"),
             models.Index(fields=["organisation", "title", "id"], name="rec_org_title_idx"),
+            # The dashboard's lists: targets missed (by target date) and awaiting assurance (longest first).
+            models.Index(fields=["organisation", "target_date", "id"], name="rec_org_target_idx"),
+            models.Index(fields=["organisation", "status", "updated_at", "id"], name="rec_org_status_updated_idx"),
         ]
 
     def __str__(self) -> str:
@@ -450,7 +453,11 @@ class RecommendationEvent(models.Model):
 
     class Meta:
         ordering = ["at", "pk"]
-        indexes = [models.Index(fields=["recommendation", "at"])]
+        indexes = [
+            models.Index(fields=["recommendation", "at"]),
+            # The dashboard's weekly closures: events of a few actions before each week boundary.
+            models.Index(fields=["action", "at", "recommendation"], name="event_action_at_idx"),
+        ]
         constraints = [text_length_check("event", "reason", SHORT_TEXT)]
 
     def __str__(self) -> str:
@@ -747,3 +754,58 @@ class ExportJob(models.Model):
     @property
     def finished(self) -> bool:
         return self.state in (self.State.READY, self.State.FAILED)
+
+
+class ImportJob(models.Model):
+    """An uploaded import (``tracker.imports``) run by the worker, and what came of it.
+
+    The file waits in private storage until the worker has read it, then is deleted. A job is all or
+    nothing, like the import it runs: it ends "done" (imported, or for a dry run checked) with its
+    report, or "failed" with the file's problems by row and column, having changed nothing.
+    """
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Waiting to start"
+        CHECKING = "checking", "Checking"
+        SAVING = "saving", "Saving"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    # Problems kept on the job and shown: a file wrong on every row would otherwise make a page of megabytes.
+    MAX_PROBLEMS = 500
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="import_jobs")
+    organisation = models.ForeignKey(Organisation, on_delete=models.CASCADE, related_name="+")
+    dry_run = models.BooleanField(default=False)
+    filename = models.CharField(max_length=200)
+    upload = models.FileField(storage=ImportStorage, blank=True, max_length=200)
+    state = models.CharField(max_length=8, choices=State.choices, default=State.PENDING)
+    total = models.PositiveIntegerField(default=0, help_text="Rows in the file, once read.")
+    done = models.PositiveIntegerField(default=0, help_text="Rows checked so far.")
+    problems = models.JSONField(default=list, blank=True, help_text="The first problems, as shown.")
+    problem_count = models.PositiveIntegerField(default=0)
+    inspections = models.JSONField(default=list, blank=True, help_text="The slugs imported (or that would be).")
+    rows = models.PositiveIntegerField(default=0, help_text="Recommendations imported (or that would be).")
+    error = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["user", "created_at"], name="importjob_user_created_idx")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(state__in=["pending", "checking", "saving", "done", "failed"]),
+                name="importjob_state_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        what = "Check" if self.dry_run else "Import"
+        return f"{what} of {self.filename} by {self.user} ({self.get_state_display().lower()})"
+
+    @property
+    def finished(self) -> bool:
+        return self.state in (self.State.DONE, self.State.FAILED)

@@ -28,9 +28,9 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
-from tracker import boardpack, calendar_feed, dashboard, exports, imports, jobs, permissions
+from tracker import boardpack, calendar_feed, dashboard, exports, import_jobs, imports, jobs, permissions
 from tracker.forms import GovUKDateField
-from tracker.models import AccessLog, ExportJob, Inspection
+from tracker.models import AccessLog, ExportJob, ImportJob, Inspection
 from tracker.views import staff_page
 
 
@@ -238,27 +238,18 @@ class ImportForm(forms.Form):
 
 
 def admin_import(request: HttpRequest, model_admin) -> HttpResponse:
-    if not permissions.is_governance_lead(request.user):
+    """Keeps the file and hands it to the worker (10,000 rows take seconds); the job's page shows the rest."""
+    if not permissions.may_create_recommendations(request.user, request.user.organisation_id):
         raise PermissionDenied("Only a governance lead can import recommendations.")
     form = ImportForm(request.POST or None, request.FILES or None)
     problems: list[imports.Problem] = []
     if request.method == "POST" and form.is_valid():
-        upload = form.cleaned_data["file"]
-        content = upload.read(imports.MAX_BYTES + 1)
         try:
-            report = imports.import_recommendations(
-                content, by=request.user, filename=upload.name, dry_run=form.cleaned_data["dry_run"]
-            )
+            job = import_jobs.start(request.user, form.cleaned_data["file"], dry_run=form.cleaned_data["dry_run"])
         except imports.ImportFailed as exc:
             problems = exc.problems
         else:
-            if form.cleaned_data["dry_run"]:
-                messages.info(request, f"The file is fine: {report.rows} recommendations would be imported.")
-            else:
-                messages.success(
-                    request, f"Imported {report.rows} recommendations into {', '.join(report.inspections)}."
-                )
-                return redirect(reverse("admin:tracker_inspection_changelist"))
+            return redirect("tracker:import-job", pk=job.pk)
     context = {
         **model_admin.admin_site.each_context(request),
         "opts": model_admin.model._meta,
@@ -269,3 +260,24 @@ def admin_import(request: HttpRequest, model_admin) -> HttpResponse:
         "required": set(imports.REQUIRED),
     }
     return render(request, "admin/tracker/inspection/import.html", context)
+
+
+@staff_page
+@require_http_methods(["GET", "HEAD"])
+def import_job(request: HttpRequest, pk) -> HttpResponse:
+    """An import's progress; the page reloads itself until the import is done or has failed."""
+    if not permissions.may_create_recommendations(request.user, request.user.organisation_id):
+        raise permissions.NotPermitted("Only a governance lead can import recommendations.")
+    job = get_object_or_404(import_jobs.visible_jobs(request.user), pk=pk)
+    if import_jobs.is_stale(job):
+        import_jobs.give_up(job)
+    inspections = []
+    if job.state == ImportJob.State.DONE and not job.dry_run:
+        inspections = permissions.visible_inspections(request.user).filter(slug__in=job.inspections).order_by("slug")
+    context = {
+        "job": job,
+        "refresh": None if job.finished else JOB_REFRESH_SECONDS,
+        "inspections": inspections,
+        "more_problems": max(0, job.problem_count - len(job.problems)),
+    }
+    return render(request, "tracker/oversight/import_job.html", context)

@@ -43,3 +43,18 @@ class ExportStorage(EvidenceStorage):
 
     def url(self, name):
         raise ValueError("Export files have no public URL; use the job's download view.")
+
+
+@deconstructible
+class ImportStorage(EvidenceStorage):
+    """Uploaded import files waiting for the worker: private like evidence, in ``EVIDENCE_ROOT/imports``,
+    deleted once the job has read them, and never served to anyone."""
+
+    @property
+    def base_location(self):  # type: ignore[override]
+        import os
+
+        return os.path.join(settings.EVIDENCE_ROOT, "imports")
+
+    def url(self, name):
+        raise ValueError("Import files have no URL.")

@@ -12,7 +12,7 @@ from celery import shared_task
 from django.conf import settings
 from django.db import DatabaseError
 
-from tracker import jobs, reminders, schedule
+from tracker import import_jobs, jobs, reminders, schedule
 
 
 def _deadline() -> float:
@@ -43,3 +43,10 @@ def build_export(job_id: str) -> str:
     """Make one export job's file (a large Excel export or a board-pack PDF). Not retried: a failure is
     recorded on the job, whose page offers to try again."""
     return jobs.run(job_id)
+
+
+@shared_task(name="tracker.tasks.run_import")
+def run_import(job_id: str) -> str:
+    """Check, and unless a dry run import, one uploaded file. Not retried: a failure is recorded on the
+    job, whose page lists the problems or offers to try again."""
+    return import_jobs.run(job_id)

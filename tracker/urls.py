@@ -16,6 +16,7 @@ urlpatterns = [
     path("inspections/<int:pk>/board-pack.pdf", oversight_views.board_pack_pdf, name="board-pack-pdf"),
     path("exports/<uuid:pk>/", oversight_views.export_job, name="export-job"),
     path("exports/<uuid:pk>/download/", oversight_views.export_download, name="export-download"),
+    path("imports/<uuid:pk>/", oversight_views.import_job, name="import-job"),
     path("calendar/", oversight_views.calendar_settings, name="calendar"),
     path("calendar/<str:token>.ics", oversight_views.calendar_ics, name="calendar-feed"),
     path("inspections/<int:pk>/", views.inspection_detail, name="inspection"),

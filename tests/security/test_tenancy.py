@@ -52,6 +52,7 @@ from tracker.models import (
     Evidence,
     ExportJob,
     Finding,
+    ImportJob,
     Inspection,
     Judgement,
     Organisation,
@@ -98,6 +99,7 @@ STAFF_PK = {
     "recommendations/": Recommendation,
     "evidence/": Evidence,
     "exports/": ExportJob,
+    "imports/": ImportJob,  # an import job (the worker's run of an uploaded file) likewise A's lead's own
 }
 # The API's resources.
 API_RESOURCES = {
@@ -225,6 +227,14 @@ def _organisation(slug: str, name: str, prefix: str) -> tuple[dict, dict]:
         filename=f"{prefix}.xlsx",
         file=ExportStorage().save(f"{prefix}-export", ContentFile(loud.encode())),
     )
+    import_job = ImportJob.objects.create(
+        user=lead,
+        organisation=organisation,
+        filename=f"{prefix}.csv",
+        state="failed",
+        problems=[f"row 2, column Title: {loud} problem"],
+        problem_count=1,
+    )
     objects = {
         "organisation": organisation,
         "inspection": inspection,
@@ -237,6 +247,7 @@ def _organisation(slug: str, name: str, prefix: str) -> tuple[dict, dict]:
         "reminder": reminder,
         "accesslog": log,
         "export": export,
+        "import": import_job,
         **{f"user:{role}": person for role, person in people.items()},
     }
     return objects, people

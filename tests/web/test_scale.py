@@ -9,13 +9,13 @@ from html import unescape
 
 import pytest
 from django.db import connection
-from django.db.models import F
+from django.db.models import F, Q
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
 from tests.factories import InspectionFactory, RecommendationFactory, UserFactory
-from tracker import workflow
+from tracker import search, workflow
 from tracker.forms import SORTS
 from tracker.models import Finding, Recommendation
 from tracker.permissions import Role
@@ -202,3 +202,129 @@ def test_every_way_of_creating_a_recommendation_records_its_findings_organisatio
     assert made.organisation_id == made.finding.inspection.organisation_id
     assert Recommendation.objects.count() > 10
     assert not Recommendation.objects.exclude(organisation_id=F("finding__inspection__organisation_id")).exists()
+
+
+# --- Search: an index on each database, the answers of LIKE ------------------------------------------
+
+SEARCHES = [
+    "missing",
+    "MISSING",
+    "Missing Children",
+    "miss",
+    "ss",
+    "m",
+    "sion of st",
+    "50%",
+    "5_",
+    "'repeat'",
+    '"quoted"',
+    'say "hi"',
+    "repeat*",
+    "NEAR(fewer repeat)",
+    "fewer OR nothing",
+    "-",
+    "AND",
+    "café",
+    "Ωmeg",
+    "cc1",
+    "CC",
+    "afi3",
+    "AFI",
+    "zz-none",
+    "%",
+    "_",
+    "\\",
+    "children\nfound",
+]
+
+
+def _like(words: str) -> Q:
+    """What ?q= has always meant, as plain LIKEs: the rule the indexes must agree with."""
+    return (
+        Q(finding__reference__iexact=words)
+        | Q(title__icontains=words)
+        | Q(finding__summary__icontains=words)
+        | Q(outcome_measure__icontains=words)
+    )
+
+
+def _agree(searches=SEARCHES) -> None:
+    for words in searches:
+        indexed = set(Recommendation.objects.filter(search.matches(words)).values_list("pk", flat=True))
+        plain = set(Recommendation.objects.filter(_like(words)).values_list("pk", flat=True))
+        assert indexed == plain, words
+
+
+@pytest.fixture
+def texts(inspection):
+    made = [
+        RecommendationFactory(
+            finding__inspection=inspection,
+            finding__reference="CC1",
+            finding__summary="Supervision of staff was weak.",
+            title="Respond to missing children",
+            outcome_measure="Fewer 'repeat' episodes, 50% faster",
+        ),
+        RecommendationFactory(
+            finding__inspection=inspection,
+            finding__reference="AFI3",
+            finding__summary='They say "hi" to café Ωmega',
+            title="Improve the 5_year plan",
+            outcome_measure="-",
+        ),
+        RecommendationFactory(
+            finding__inspection=inspection,
+            finding__reference="OBS1",
+            finding__summary="back\\slash, 100%",
+            title="Children found faster",
+            outcome_measure="fewer OR nothing AND NEAR(fewer repeat)",
+        ),
+    ]
+    return made
+
+
+def test_search_finds_what_like_finds_for_every_kind_of_words(texts):
+    assert Recommendation.objects.filter(search.matches("missing")).count() == 1  # the data is there
+    _agree()
+
+
+def test_search_stays_right_through_every_kind_of_write(texts, lead, inspection):
+    first, second, third = texts
+    workflow.edit_details(first, by=lead, title="Locate absent young people", outcome_measure="Quicker finds")
+    finding = Finding.objects.get(pk=second.finding_id)
+    finding.summary = "Reworded: supervision of missing cases"
+    finding.save()
+    Finding.objects.filter(pk=third.finding_id).update(summary="Bulk missing update")
+    Recommendation.objects.filter(pk=third.pk).update(title="Raw update of the title", outcome_measure="")
+    _add(inspection, [lead], 0, 3)  # bulk inserts
+    RecommendationFactory(finding__inspection=inspection, title="Another missing child")
+    Recommendation.objects.filter(pk=first.pk).delete()
+
+    _agree([*SEARCHES, "absent young", "Quicker", "Reworded", "Bulk missing", "Raw update", "Finding 0000"])
+    assert not Recommendation.objects.filter(search.matches("Locate absent")).exists()  # deleted
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's FTS5 table and triggers")
+def test_the_search_table_and_its_triggers_exist_after_every_migration(texts):
+    """A migration that remakes tracker_recommendation or tracker_finding (SQLite copies the table) drops their
+    triggers silently: it must call tracker.search.install again."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")
+        assert set(search.TRIGGERS) <= {row[0] for row in cursor.fetchall()}
+        cursor.execute("SELECT count(*) FROM tracker_recommendation_search")
+        assert cursor.fetchone()[0] == Recommendation.objects.count()
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="reads SQLite's query plan")
+def test_a_search_reads_the_index_not_every_row(client, rita, texts):
+    client.force_login(rita)
+    with CaptureQueriesContext(connection) as captured:
+        html = client.get(f"{LIST}?q=missing").content.decode()
+    assert "1 recommendation<" in html
+    (ids_sql,) = [q["sql"] for q in captured.captured_queries if "LIMIT 51" in q["sql"]]
+    assert "%missing%" not in ids_sql and "MATCH" in ids_sql
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN QUERY PLAN {ids_sql}")
+        plan = " | ".join(str(row[-1]) for row in cursor.fetchall())
+    assert "VIRTUAL TABLE INDEX" in plan, plan  # the trigrams
+    assert "tracker_finding_reference_nocase" in plan, plan  # the reference, any case
