@@ -204,6 +204,53 @@ def test_every_way_of_creating_a_recommendation_records_its_findings_organisatio
     assert not Recommendation.objects.exclude(organisation_id=F("finding__inspection__organisation_id")).exists()
 
 
+def _mismatched() -> list[int]:
+    return list(
+        Recommendation.objects.exclude(organisation_id=F("finding__inspection__organisation_id")).values_list(
+            "pk", flat=True
+        )
+    )
+
+
+def test_the_organisation_copy_is_right_through_imports_the_admin_and_the_api(client, org, other_org, lead, olly):
+    """Every other door that creates or moves a recommendation: an import (bulk inserts), the admin's add
+    form, the admin's change of a finding's inspection, and the API's workflow actions (superseding makes
+    no row of its own there: recommendations come from seeding, imports and the admin)."""
+    from django.core.management import call_command
+
+    from tests.oversight.test_imports import csv_bytes, good_row
+    from tracker import imports
+
+    call_command("loaddata", "groups", verbosity=0)
+    rows = [good_row(Reference=f"R{n}", Themes="") for n in range(3)]
+    assert imports.import_recommendations(csv_bytes(rows), by=lead).rows == 3
+    client.force_login(lead)
+    here = InspectionFactory(organisation=org)
+    finding = Finding.objects.create(inspection=here, reference="ADM1", kind="concern", summary="-")
+    response = client.post(
+        reverse("admin:tracker_recommendation_add"),
+        {"finding": finding.pk, "title": "Added in the admin", "outcome_measure": "", "review_interval_days": 30},
+    )
+    assert response.status_code == 302
+    # The admin moves a finding to another inspection of the organisation (another's is not offered).
+    elsewhere = InspectionFactory(organisation=org)
+    data = {"inspection": elsewhere.pk, "reference": "ADM1", "kind": "concern", "title": "T", "summary": "-"}
+    data.update({"quote": "q", "source_title": "s", "source_reference": "", "source_location": ""})
+    response = client.post(reverse("admin:tracker_finding_change", args=[finding.pk]), data)
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    assert Finding.objects.get(pk=finding.pk).inspection == elsewhere
+    old, new = RecommendationFactory(finding__inspection=here), RecommendationFactory(finding__inspection=here)
+    response = client.post(
+        f"/api/recommendations/{old.pk}/supersede/",
+        {"replacement": new.pk, "reason": "Merged", "version": old.version},
+        content_type="application/json",
+    )
+    assert response.status_code == 200, response.content
+
+    assert Recommendation.objects.filter(finding__inspection__organisation=org).count() >= 6
+    assert _mismatched() == []
+
+
 # --- Search: an index on each database, the answers of LIKE ------------------------------------------
 
 SEARCHES = [
