@@ -74,10 +74,18 @@ test-postgres: install postgres
 	@mkdir -p var/test-artifacts
 	.ci/with-postgres bash -c '$(PY) manage.py check --database default && $(PY) manage.py makemigrations --check --dry-run && $(VENV)/bin/pytest -q'
 
-# bench/ at 100,000 recommendations on PostgreSQL, each script on a fresh server.
+# Every script of bench/ on PostgreSQL, each on a fresh server: the reminder sweep and the API at 100,000
+# recommendations, the pages (lists, search, dashboard) at BENCH_SIZES one size per server, the CSV export
+# and the import. `make bench-postgres BENCH_SIZES="10000 50000 100000"` for more.
+BENCH_SIZES ?= 10000 50000
 bench-postgres: install postgres
 	.ci/with-postgres bash -c 'BENCH_DATABASE_URL=$$DATABASE_URL $(PY) bench/reminders.py'
 	.ci/with-postgres bash -c 'BENCH_DATABASE_URL=$$DATABASE_URL $(PY) bench/api.py --rows 100000'
+	for n in $(BENCH_SIZES); do \
+		.ci/with-postgres bash -c "BENCH_DATABASE_URL=\$$DATABASE_URL $(PY) bench/pages.py --n $$n" || exit 1; \
+	done
+	.ci/with-postgres bash -c 'BENCH_DATABASE_URL=$$DATABASE_URL $(PY) bench/exports.py --rows $(BENCH_SIZES)'
+	.ci/with-postgres bash -c 'BENCH_DATABASE_URL=$$DATABASE_URL $(PY) bench/imports.py --rows 1000 10000'
 
 clean:
 	rm -rf var/test-artifacts var/mail

@@ -4,6 +4,7 @@ API's recommendation list and /dashboard/, in-process with Django's test client.
     .venv/bin/python bench/pages.py                  # 1,000 and 10,000 recommendations
     .venv/bin/python bench/pages.py --n 50000        # one size (10% as many owners, like the issue's 5,000)
     .venv/bin/python bench/pages.py --n 1000 --requests 10
+    BENCH_DATABASE_URL=postgres://... .venv/bin/python bench/pages.py --n 50000  # PostgreSQL: an empty database, one size
 
 Builds each size with bulk_create in a throwaway SQLite database under var/bench-pages/ (removed
 afterwards unless --keep): one organisation, N/10 owners, one owner with 500 recommendations, ten
@@ -30,7 +31,7 @@ WORKDIR = ROOT / "var" / f"bench-pages-{os.getpid()}"
 WORKDIR.mkdir(parents=True, exist_ok=True)
 os.environ.update(
     DJANGO_SETTINGS_MODULE="config.settings",
-    DATABASE_URL=f"sqlite:///{WORKDIR / 'bench.sqlite3'}",
+    DATABASE_URL=os.environ.get("BENCH_DATABASE_URL") or f"sqlite:///{WORKDIR / 'bench.sqlite3'}",
     VAR_DIR=str(WORKDIR),
     DEBUG="false",
     SECRET_KEY=secrets.token_urlsafe(32),
@@ -122,6 +123,13 @@ def build(n: int, seed: int = 1) -> dict:
         ),
         batch_size=2000,
     )
+    # Each inspection's recommendations were created when it was published, half a year apart: the newest
+    # inspection's this week, the others' before the dashboard's twelve weeks.
+    now = timezone.now()
+    for i, inspection in enumerate(inspections):
+        Recommendation.objects.filter(finding__inspection=inspection).update(
+            created_at=now - dt.timedelta(days=182 * i)
+        )
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")  # as a live database would have statistics
     return {"reviewer": reviewer, "busy": busy, "owner": owners[len(owners) // 2]}
@@ -199,11 +207,14 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the databases under var/")
     args = parser.parse_args()
     sizes = args.n or [1000, 10_000]
+    if os.environ.get("BENCH_DATABASE_URL") and len(sizes) > 1:
+        parser.error("with BENCH_DATABASE_URL, one --n per run (each size on an empty database)")
     results = {}
     try:
         for n in sizes:
             db = WORKDIR / "bench.sqlite3"
             connection.close()
+            print(f"N={n:,} on {connection.vendor}", file=sys.stderr)
             if db.exists() and not args.keep:
                 db.unlink()
             elif db.exists():

@@ -354,6 +354,8 @@ class Recommendation(models.Model):
             # The dashboard's lists: targets missed (by target date) and awaiting assurance (longest first).
             models.Index(fields=["organisation", "target_date", "id"], name="rec_org_target_idx"),
             models.Index(fields=["organisation", "status", "updated_at", "id"], name="rec_org_status_updated_idx"),
+            # The dashboard's weekly figures: what was created in the last weeks, not every row's date.
+            models.Index(fields=["organisation", "created_at"], name="rec_org_created_idx"),
         ]
 
     def __str__(self) -> str:

@@ -199,5 +199,5 @@ def test_the_same_number_of_queries_at_10_and_200_rows(client, org, rita, olly, 
     _add(inspection, olly, 190, theme)
     at_200 = _queries(client, url)
     assert at_10 == at_200, (at_10, at_200)
-    assert at_10 <= 15
+    assert at_10 <= 16  # the themes' names and the weeks' new rows are a query each, not a join per row
     assert dashboard.build(rita, inspection=inspection).total == 200

@@ -57,6 +57,10 @@ class Migration(migrations.Migration):
             index=models.Index(fields=['organisation', 'status', 'updated_at', 'id'], name='rec_org_status_updated_idx'),
         ),
         migrations.AddIndex(
+            model_name='recommendation',
+            index=models.Index(fields=['organisation', 'created_at'], name='rec_org_created_idx'),
+        ),
+        migrations.AddIndex(
             model_name='recommendationevent',
             index=models.Index(fields=['action', 'at', 'recommendation'], name='event_action_at_idx'),
         ),
