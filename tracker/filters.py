@@ -119,8 +119,10 @@ class RecommendationFilter(StrictFilterSet):
     def filter_overdue(self, queryset: QuerySet, name: str, value: bool | None) -> QuerySet:
         if value is None:
             return queryset
-        overdue = queryset.overdue(timezone.localdate()).values("pk")
-        return queryset.filter(pk__in=overdue) if value else queryset.exclude(pk__in=overdue)
+        # The condition itself, not "pk in (the overdue ones)": the status and date indexes serve it, and its
+        # columns are never null, so excluding it is exactly "not overdue".
+        overdue = Recommendation.overdue_q(timezone.localdate())
+        return queryset.filter(overdue) if value else queryset.exclude(overdue)
 
     def filter_owner_name(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
         """Owned by someone of the organisation whose name has every word, or whose username or email it is."""

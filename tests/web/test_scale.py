@@ -375,3 +375,27 @@ def test_a_search_reads_the_index_not_every_row(client, rita, texts):
         plan = " | ".join(str(row[-1]) for row in cursor.fetchall())
     assert "VIRTUAL TABLE INDEX" in plan, plan  # the trigrams
     assert "tracker_finding_reference_nocase" in plan, plan  # the reference, any case
+
+
+def test_the_overdue_filter_splits_the_list_by_the_models_own_rule(rita, org, inspection, olly):
+    today = timezone.localdate()
+    for n, status in enumerate(["not_started", "in_progress", "awaiting_assurance", "closed", "superseded"] * 2):
+        RecommendationFactory(
+            finding__inspection=inspection,
+            status="not_started" if status == "superseded" else status,
+            next_review_due=today + dt.timedelta(days=-3 if n < 5 else 3),
+        )
+    from types import SimpleNamespace
+
+    from tracker.filters import RecommendationFilter
+
+    def listed(value: str) -> set[int]:
+        filterset = RecommendationFilter(
+            {"overdue": value}, queryset=Recommendation.objects.all(), request=SimpleNamespace(user=rita)
+        )
+        assert filterset.is_valid(), filterset.errors
+        return set(filterset.qs.values_list("pk", flat=True))
+
+    overdue = {rec.pk for rec in Recommendation.objects.all() if rec.is_overdue()}
+    assert overdue and listed("true") == overdue
+    assert listed("false") == set(Recommendation.objects.values_list("pk", flat=True)) - overdue
