@@ -89,7 +89,8 @@ def test_a_large_import_answers_at_once_with_the_job_page(client, lead, olly, ot
     took = time.perf_counter() - started
 
     assert response.status_code == 302 and response["Location"].startswith("/imports/")
-    assert took < 2, f"the request took {took:.1f} s"  # the import itself takes over ten
+    # The import itself takes 12 s or more (bench/imports.py); the request only stores the file.
+    assert took < 5, f"the request took {took:.1f} s"
     assert Recommendation.objects.filter(finding__inspection__slug=NEW_SLUG).count() == 0
 
 
