@@ -64,6 +64,7 @@ class InspectionFactory(factory.django.DjangoModelFactory):
 class FindingFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Finding
+        skip_postgeneration_save = True
 
     inspection = factory.SubFactory(InspectionFactory)
     reference = factory.Sequence(lambda n: f"OBS{n % 999 + 1}")

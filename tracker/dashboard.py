@@ -339,6 +339,7 @@ def _themes(
     now_ids = [inspection.pk] if inspection is not None else [item.pk for item in everything if item.tracked]
     groups = (
         Finding.themes.through.objects.filter(finding__inspection_id__in=list(by_id))
+        .exclude(finding__kind=Finding.Kind.STRENGTH)  # what to sustain is not a theme raised against the force
         .order_by()
         .values("theme_id", "theme__slug", "theme__name", "finding__inspection_id")
         .annotate(findings=Count("pk"))
