@@ -6,7 +6,7 @@ import factory
 from django.contrib.auth.models import Group
 from django.utils import timezone
 
-from tracker.models import Evidence, Finding, Inspection, Organisation, Recommendation, Theme, User
+from tracker.models import Evidence, Finding, Inspection, Organisation, Quotation, Recommendation, Source, Theme, User
 from tracker.permissions import Role
 
 
@@ -64,15 +64,31 @@ class InspectionFactory(factory.django.DjangoModelFactory):
 class FindingFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Finding
+        skip_postgeneration_save = True
 
     inspection = factory.SubFactory(InspectionFactory)
     reference = factory.Sequence(lambda n: f"OBS{n % 999 + 1}")
     kind = Finding.Kind.CONCERN
     title = factory.Sequence(lambda n: f"Finding {n}")
     summary = "The force does not consistently respond to risk."
-    quote = "the force doesn’t consider and respond to risk effectively"
-    source_title = "News report of the inspection"
-    source_location = "paragraph 1"
+
+    @factory.post_generation
+    def quote(finding, create, extracted, **kwargs):
+        """One quotation from a news report of the inspection; ``quote="..."`` sets its words."""
+        if not create:
+            return
+        source, _ = Source.objects.get_or_create(
+            inspection=finding.inspection,
+            key="news-report",
+            defaults={"title": "News report of the inspection", "kind": Source.Kind.NEWSPAPER_REPORT},
+        )
+        Quotation.objects.create(
+            finding=finding,
+            source=source,
+            position=1,
+            text=extracted if extracted is not None else "the force doesn’t consider and respond to risk effectively",
+            location="paragraph 1",
+        )
 
 
 class RecommendationFactory(factory.django.DjangoModelFactory):

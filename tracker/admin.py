@@ -41,9 +41,11 @@ from tracker.models import (
     Judgement,
     Organisation,
     ProgressUpdate,
+    Quotation,
     Recommendation,
     RecommendationEvent,
     Reminder,
+    Source,
     Theme,
     User,
 )
@@ -98,6 +100,8 @@ def _rows_of(model: type, user: User) -> QuerySet | None:
         Reminder: lambda: visible_reminders(user),
         AccessLog: lambda: AccessLog.objects.filter(user__in=_same_organisation_users(user)),
         Judgement: lambda: Judgement.objects.filter(inspection__in=visible_inspections(user)),
+        Source: lambda: Source.objects.filter(inspection__in=visible_inspections(user)),
+        Quotation: lambda: Quotation.objects.filter(finding__in=visible_findings(user)),
     }
     if model in _SHARED_MODELS:
         return None
@@ -411,17 +415,28 @@ class ThemeAdmin(OperatorChangesOnly, TenantAdmin):
         return obj.finding_total
 
 
-class JudgementInline(admin.TabularInline):
+class ScopedInline:
+    """An inline's choice lists (a judgement's or quotation's source) offer only the organisation's rows."""
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        field = super().formfield_for_foreignkey(db_field, request, **kwargs)
+        if field is not None and hasattr(field, "queryset"):
+            field.queryset = _choices(request, field.queryset)
+        return field
+
+
+class JudgementInline(ScopedInline, admin.TabularInline):
     model = Judgement
     extra = 0
     can_delete = False
+    fields = ["area", "grade", "source", "inferred_because"]
 
 
 class FindingInline(admin.TabularInline):
     model = Finding
     extra = 0
     can_delete = False
-    fields = ["reference", "kind", "title", "source_location"]
+    fields = ["reference", "kind", "title"]
     show_change_link = True
 
 
@@ -431,6 +446,15 @@ class InspectionAdmin(TenantAdmin):
     list_filter = ["inspectorate", "organisation", "tracked"]
     search_fields = ["title", "programme", "slug"]
     inlines = [JudgementInline, FindingInline]
+    # The PCC's response date follows from publication; the action plan and revisit dates are the lead's
+    # to set (Inspection.clean refuses one before publication).
+    readonly_fields = ["pcc_response_due"]
+
+    @admin.display(description="PCC's published response due (56 days, Police Act 1996 s.55)")
+    def pcc_response_due(self, obj: Inspection) -> str:
+        due = obj.pcc_response_due if obj.pk else None
+        return f"{due:%-d %B %Y}" if due else "Not applicable, or publication date not known"
+
     change_list_template = "admin/tracker/inspection/change_list.html"
 
     def get_urls(self):
@@ -443,12 +467,30 @@ class InspectionAdmin(TenantAdmin):
         return [path("import/", view, name="tracker_inspection_import"), *super().get_urls()]
 
 
+class QuotationInline(ScopedInline, admin.TabularInline):
+    model = Quotation
+    extra = 0
+    can_delete = False
+    fields = ["position", "source", "text", "location"]
+
+
 @admin.register(Finding)
 class FindingAdmin(TenantAdmin):
     list_display = ["reference", "title", "kind", "inspection"]
     list_filter = ["inspection", "kind", "themes"]
-    search_fields = ["reference", "title", "summary", "quote"]
+    search_fields = ["reference", "title", "summary", "quotations__text"]
     filter_horizontal = ["themes"]
+    list_select_related = ["inspection"]
+    inlines = [QuotationInline]
+
+
+@admin.register(Source)
+class SourceAdmin(TenantAdmin):
+    """The publications findings quote; the kind decides whether words are shown as the inspectorate's."""
+
+    list_display = ["title", "publisher", "kind", "inspection", "published_text", "published"]
+    list_filter = ["kind", "inspection"]
+    search_fields = ["title", "publisher", "key"]
     list_select_related = ["inspection"]
 
 
@@ -736,7 +778,8 @@ class RecommendationAdmin(TenantAdmin):
     @admin.display(description="Finding")
     def finding_summary(self, obj: Recommendation) -> str:
         finding = obj.finding
-        return f"{finding.reference} ({finding.get_kind_display()}): {finding.summary} “{finding.quote}” — {finding.provenance}"
+        quoted = f" {finding.quote_label}: “{finding.quote}” — {finding.provenance}" if finding.quote else ""
+        return f"{finding.reference} ({finding.get_kind_display()}): {finding.summary}{quoted}"
 
     def _decisions(self, request, obj: Recommendation) -> dict:
         """``policy.decisions`` for this person and recommendation, once per request."""

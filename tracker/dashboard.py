@@ -368,6 +368,7 @@ def _themes(
     groups = [
         group
         for group in Finding.objects.filter(inspection_id__in=list(by_id))
+        .exclude(kind=Finding.Kind.STRENGTH)  # what to sustain is not a theme raised against the force
         .order_by()
         .values("themes", "inspection_id")
         .annotate(findings=Count("pk"))

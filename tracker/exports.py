@@ -17,6 +17,7 @@ from django.conf import settings
 from django.db.models import Prefetch, QuerySet
 
 from tracker.models import Recommendation, Theme
+from tracker.sources import quotations_prefetch
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -38,8 +39,12 @@ COLUMNS: tuple[Column, ...] = (
     Column("kind", "Kind"),
     Column("title", "Title"),
     Column("summary", "Summary"),
-    Column("quote", "Inspectorate's words"),
+    # Whose words the quotation is follows its source's kind: "The inspectorate's words" only when the
+    # source is the inspectorate's own report or news release (tracker.models.Source.label).
+    Column("quote_label", "Quoted as", importable=False),
+    Column("quote", "Quotation"),
     Column("source_title", "Source"),
+    Column("source_kind", "Source kind"),
     Column("source_location", "Source location"),
     Column("themes", "Themes"),
     Column("owner", "Owner username"),
@@ -64,13 +69,14 @@ def neutralise(value: object) -> object:
 def export_queryset(queryset: QuerySet[Recommendation]) -> QuerySet[Recommendation]:
     """Everything a row needs, in a fixed number of queries whatever the number of rows."""
     return queryset.select_related("finding__inspection", "owner").prefetch_related(
-        Prefetch("finding__themes", queryset=Theme.objects.order_by("slug"))
+        Prefetch("finding__themes", queryset=Theme.objects.order_by("slug")), quotations_prefetch("finding__")
     )
 
 
 def _row(rec: Recommendation) -> dict[str, object]:
     finding = rec.finding
     inspection = finding.inspection
+    quotation = finding.primary_quotation
     return {
         "inspection": inspection.slug,
         "inspection_title": inspection.title,
@@ -81,9 +87,11 @@ def _row(rec: Recommendation) -> dict[str, object]:
         "kind": finding.get_kind_display(),
         "title": rec.title,
         "summary": finding.summary,
-        "quote": finding.quote,
-        "source_title": finding.source_title,
-        "source_location": finding.source_location,
+        "quote_label": quotation.label if quotation else "",
+        "quote": quotation.text if quotation else "",
+        "source_title": quotation.source.title if quotation else "",
+        "source_kind": quotation.source.get_kind_display() if quotation else "",
+        "source_location": quotation.location if quotation else "",
         "themes": "; ".join(theme.slug for theme in finding.themes.all()),
         "owner": rec.owner.username if rec.owner else "",
         "owner_name": str(rec.owner) if rec.owner else "",

@@ -11,13 +11,24 @@ Length limits are the models' own ``max_length``, so a value that passes here al
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Protocol
 
 from django.db import models
 
-from tracker.models import Finding, Grade, Inspection, Judgement, Organisation, Recommendation, Theme
+from tracker.models import (
+    Finding,
+    Grade,
+    Inspection,
+    Judgement,
+    Organisation,
+    Quotation,
+    Recommendation,
+    Source,
+    SourceKind,
+    Theme,
+)
 
 SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 REFERENCE = re.compile(r"^[A-Z]{1,6}[0-9]{1,3}[a-z]?$")
@@ -206,15 +217,42 @@ def check_inspection(fields: Fields) -> InspectionValues:
 class SourceValues:
     key: str
     title: str
-    reference: str
+    publisher: str
+    kind: str
+    published_text: str
+    url: str
 
 
 def check_source(fields: Fields) -> SourceValues:
-    """A document that findings quote from; its title and reference are copied onto each finding."""
+    """A publication that findings quote: what kind it is decides how its words are labelled.
+
+    A source that does not say its kind (an older seed file, an import without the column) is a
+    third-party summary: nothing is shown as the inspectorate's words unless a source says it is theirs.
+    """
+    kind = fields.get("kind")
     return SourceValues(
-        key=slug(fields, "key", None),  # only names the source within its file
-        title=text(fields, "title", Finding, "source_title"),
-        reference=text(fields, "reference", Finding, "source_reference"),
+        key=slug(fields, "key", Source, "key"),
+        title=text(fields, "title", Source),
+        publisher=text(fields, "publisher", Source),
+        kind=SourceKind.THIRD_PARTY_SUMMARY if kind is None or kind == "" else choice(fields, "kind", SourceKind),
+        published_text=text(fields, "published_text", Source),
+        url=text(fields, "url", Source),
+    )
+
+
+@dataclass(frozen=True)
+class QuotationValues:
+    source: str  # the source's key (seed files) or title (imports)
+    text: str
+    location: str
+
+
+def check_quotation(fields: Fields, *, sources: Collection[str]) -> QuotationValues:
+    """Words of a declared source (or none: summarised from it) and where in it they are."""
+    return QuotationValues(
+        source=source_key(fields, sources, required=True),
+        text=text(fields, "text", Quotation),
+        location=text(fields, "location", Quotation),
     )
 
 
@@ -233,6 +271,7 @@ class JudgementValues:
     area: str
     grade: str
     source: str
+    inferred_because: str = ""
 
 
 def check_judgement(fields: Fields, *, sources: Collection[str]) -> JudgementValues:
@@ -240,6 +279,7 @@ def check_judgement(fields: Fields, *, sources: Collection[str]) -> JudgementVal
         area=text(fields, "area", Judgement),
         grade=choice(fields, "grade", Grade),
         source=source_key(fields, sources, required=False),
+        inferred_because=text(fields, "inferred_because", Judgement),
     )
 
 
@@ -249,46 +289,57 @@ class FindingValues:
     kind: str
     title: str
     summary: str
-    quote: str
-    source_title: str
-    source_reference: str
-    source_location: str
+    quotations: tuple[QuotationValues, ...]
     themes: list[str]
     outcome_measure: str
+
+    @property
+    def quote(self) -> str:
+        return self.quotations[0].text if self.quotations else ""
+
+    @property
+    def source_title(self) -> str:
+        """An import's source is named by its title; a seed file's by its key."""
+        return self.quotations[0].source if self.quotations else ""
 
 
 def check_finding(
     fields: Fields,
     *,
     known_themes: Collection[str],
-    sources: Mapping[str, SourceValues] | None = None,
+    quotations: Collection[QuotationValues] | None = None,
     themes_required: bool = False,
 ) -> FindingValues:
-    """A finding and the recommendation made from it.
+    """A finding and the recommendation made from it (a strength is shown, not tracked).
 
-    With ``sources`` (a seed file's declared sources), the finding names one by its key in ``source``;
-    without, it gives the document's title in ``source_title`` (an import row).
+    ``quotations`` are the seed file's, already checked (``check_quotation``); without them the finding
+    gives one quotation as an import row does: the source's title in ``source_title``, the words in
+    ``quote`` and the place in ``source_location``.
     """
-    if sources is not None:
-        key = source_key(fields, sources, required=True)
-        source = sources.get(key) if key else None
-        source_title, source_reference = (source.title, source.reference) if source else ("", "")
-    else:
-        source_title = text(fields, "source_title", Finding)
-        source_reference = text(fields, "source_reference", Finding)
+    if quotations is None:
+        quotations = (
+            QuotationValues(
+                source=text(fields, "source_title", Source, "title"),
+                text=text(fields, "quote", Quotation, "text"),
+                location=text(fields, "source_location", Quotation, "location"),
+            ),
+        )
     values = FindingValues(
         reference=reference(fields),
         kind=choice(fields, "kind", Finding.Kind),
         title=text(fields, "title", Finding),
         summary=text(fields, "summary", Finding),
-        quote=text(fields, "quote", Finding),
-        source_title=source_title,
-        source_reference=source_reference,
-        source_location=text(fields, "source_location", Finding),
+        quotations=tuple(quotations),
         themes=themes(fields, known_themes, required=themes_required),
         outcome_measure=text(fields, "outcome_measure", Recommendation),
     )
     return values
+
+
+def check_tracked_kind(fields: Fields, kind: str) -> None:
+    """Where every row becomes a recommendation (imports), a strength has no place: it is not tracked."""
+    if kind == Finding.Kind.STRENGTH:
+        fields.fail("kind", "a strength is shown, not tracked; add strengths through a seed file or the admin")
 
 
 def check_unique_reference(

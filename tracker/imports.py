@@ -33,6 +33,7 @@ from django.apps import apps
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.text import slugify
 from openpyxl.utils import column_index_from_string, get_column_letter
 from simple_history.utils import bulk_create_with_history
 
@@ -45,8 +46,11 @@ from tracker.models import (
     Finding,
     Inspection,
     Organisation,
+    Quotation,
     Recommendation,
     RecommendationEvent,
+    Source,
+    SourceKind,
     Theme,
     User,
 )
@@ -112,6 +116,7 @@ class PlannedRecommendation:
     owner: User | None
     target_date: dt.date | None
     interval: int
+    source_kind: str = SourceKind.THIRD_PARTY_SUMMARY
 
     @property
     def reference(self) -> str:
@@ -163,6 +168,8 @@ def _normal(header: str) -> str:
 
 
 _BY_HEADER = {_normal(column.header): column for column in COLUMNS}
+# Exports made before quotations were labelled by their source called the quotation column this.
+_BY_HEADER[_normal("Inspectorate's words")] = next(column for column in COLUMNS if column.key == "quote")
 _LAST = get_column_letter(MAX_COLUMNS)
 
 
@@ -519,6 +526,13 @@ def plan(rows: list[Row], *, organisation_id: int, progress: Progress | None = N
 
         cells = _Cells(row, problems)
         finding = rules.check_finding(cells, known_themes=themes)
+        rules.check_tracked_kind(cells, finding.kind)
+        # Without the column, nothing imported is labelled as the inspectorate's own words.
+        source_kind = (
+            rules.choice(cells, "source_kind", SourceKind)
+            if cells.get("source_kind") not in (None, "")
+            else SourceKind.THIRD_PARTY_SUMMARY
+        )
         rules.check_unique_reference(
             cells, finding.reference, inspection=slug, seen=references, here=f"row {row.number}"
         )
@@ -530,6 +544,7 @@ def plan(rows: list[Row], *, organisation_id: int, progress: Progress | None = N
             owner=owner,
             target_date=cells.date("target_date"),
             interval=cells.interval("review_interval_days"),
+            source_kind=source_kind,
         )
         if slug:
             inspections[slug].recommendations.append(planned)
@@ -647,16 +662,13 @@ def _load(planned: list[PlannedInspection], *, by: User, source: str) -> None:
             kind=row.finding.kind,
             title=row.finding.title,
             summary=row.finding.summary,
-            quote=row.finding.quote,
-            source_title=row.finding.source_title,
-            source_reference=row.finding.source_reference,
-            source_location=row.finding.source_location,
         )
         for inspection, item in zip(inspections, planned, strict=True)
         for row in item.recommendations
     ]
     Finding.objects.bulk_create(findings, batch_size=BATCH)
     _need_ids(findings)
+    _create_quotations(findings, rows, history)
     finding_history = Finding.history.bulk_history_create(findings, batch_size=BATCH, **history)
     _need_ids(finding_history)
     links = [
@@ -724,6 +736,40 @@ def _load(planned: list[PlannedInspection], *, by: User, source: str) -> None:
                 )
             )
     RecommendationEvent.objects.bulk_create(events, batch_size=BATCH)
+
+
+def _create_quotations(findings: list[Finding], rows: list[PlannedRecommendation], history: dict) -> None:
+    """One source per title within each inspection (its key made from the title), and each finding's
+    quotation from it. The first row naming a source decides its kind."""
+    sources: dict[tuple[int, str], Source] = {}
+    keys: dict[int, set[str]] = {}
+    for finding, row in zip(findings, rows, strict=True):
+        title = row.finding.source_title
+        if (finding.inspection_id, title) in sources:
+            continue
+        taken = keys.setdefault(finding.inspection_id, set())
+        base = slugify(title)[:90] or "source"
+        key, n = base, 1
+        while key in taken:
+            n += 1
+            key = f"{base}-{n}"
+        taken.add(key)
+        sources[(finding.inspection_id, title)] = Source(
+            inspection_id=finding.inspection_id, key=key, title=title, kind=row.source_kind
+        )
+    created = bulk_create_with_history(list(sources.values()), Source, batch_size=BATCH, **history)
+    _need_ids(created)
+    quotations = [
+        Quotation(
+            finding=finding,
+            source=sources[(finding.inspection_id, row.finding.source_title)],
+            position=1,
+            text=row.finding.quote,
+            location=row.finding.quotations[0].location,
+        )
+        for finding, row in zip(findings, rows, strict=True)
+    ]
+    bulk_create_with_history(quotations, Quotation, batch_size=BATCH, **history)
 
 
 def _recheck(rows: list[PlannedRecommendation], organisation_id: int) -> None:

@@ -10,6 +10,7 @@ import uuid
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxLengthValidator, MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
@@ -132,6 +133,9 @@ class Inspectorate(models.TextChoices):
     JOINT = "joint", "Joint inspection"
 
 
+PCC_RESPONSE_DAYS = 56  # Police Act 1996 s.55
+
+
 class Inspection(models.Model):
     Inspectorate = Inspectorate
 
@@ -145,10 +149,18 @@ class Inspection(models.Model):
         max_length=100, blank=True, help_text="Publication date as the sources state it, e.g. 'January 2025'."
     )
     url = models.URLField(blank=True)
+    joint_inspectorates = models.CharField(
+        max_length=200, blank=True, help_text="For a joint inspection, the inspectorates that carried it out."
+    )
     tracked = models.BooleanField(
         default=True,
         help_text="Tracked inspections get a recommendation per finding; untracked ones are history.",
     )
+    # The clocks that follow publication and that a governance lead sets (tracker.deadlines reads them).
+    action_plan_due = models.DateField(
+        null=True, blank=True, help_text="When the force's action plan in response to the report is due."
+    )
+    revisit_due = models.DateField(null=True, blank=True, help_text="When the inspectorate is due to revisit.")
     history = HistoricalRecords()
 
     class Meta:
@@ -168,6 +180,26 @@ class Inspection(models.Model):
     def get_absolute_url(self) -> str:
         return reverse("tracker:inspection", args=[self.pk])
 
+    def clean(self) -> None:
+        errors = {}
+        for name in ("action_plan_due", "revisit_due"):
+            value = getattr(self, name)
+            if value and self.published and value < self.published:
+                label = self._meta.get_field(name).verbose_name
+                errors[name] = f"The {label} cannot be before the report was published ({self.published:%-d %B %Y})."
+        if errors:
+            raise ValidationError(errors)
+
+    @property
+    def pcc_response_due(self) -> dt.date | None:
+        """Police Act 1996 s.55: the police and crime commissioner publishes a response to an HMICFRS
+        report on their force within 56 days of its publication."""
+        if self.published is None or self.inspectorate != Inspectorate.HMICFRS:
+            return None
+        if self.organisation.kind != OrganisationKind.POLICE_FORCE:
+            return None
+        return self.published + dt.timedelta(days=PCC_RESPONSE_DAYS)
+
 
 class Judgement(models.Model):
     """A graded judgement: one area of the inspection and the grade it was given."""
@@ -175,6 +207,19 @@ class Judgement(models.Model):
     inspection = models.ForeignKey(Inspection, on_delete=models.CASCADE, related_name="judgements")
     area = models.CharField(max_length=300)
     grade = models.CharField(max_length=32, choices=Grade.choices)
+    source = models.ForeignKey(
+        "Source",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="judgements",
+        help_text="The publication that states the grade (or, when inferred, the one the inference starts from).",
+    )
+    inferred_because = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="Empty when a source states this grade; otherwise why the grade is inferred, not stated.",
+    )
     history = HistoricalRecords()
 
     class Meta:
@@ -194,6 +239,12 @@ class FindingKind(models.TextChoices):
     RECOMMENDATION = "recommendation", "Recommendation"
     AREA_FOR_IMPROVEMENT = "area_for_improvement", "Area for improvement"
     CONCERN = "concern", "Concern or observation"
+    # What the inspectorate found working well: shown as what to sustain, never tracked as a recommendation.
+    STRENGTH = "strength", "Strength"
+
+
+# Kinds that become tracked recommendations (a strength is shown, not tracked).
+TRACKED_KINDS = tuple(kind for kind in FindingKind if kind != FindingKind.STRENGTH)
 
 
 class Finding(models.Model):
@@ -204,10 +255,6 @@ class Finding(models.Model):
     kind = models.CharField(max_length=32, choices=Kind.choices)
     title = models.CharField(max_length=200)
     summary = bounded_text(MEDIUM_TEXT)
-    quote = bounded_text(MEDIUM_TEXT, help_text="The inspectorate's own words, briefly.")
-    source_title = models.CharField(max_length=300, help_text="Which document the quote comes from.")
-    source_reference = models.CharField(max_length=300, blank=True)
-    source_location = models.CharField(max_length=100, blank=True, help_text="Where in the document.")
     themes = models.ManyToManyField(Theme, blank=True, related_name="findings")
     history = HistoricalRecords(m2m_fields=[themes])
 
@@ -217,15 +264,143 @@ class Finding(models.Model):
             models.UniqueConstraint(fields=["inspection", "reference"], name="finding_reference_unique"),
             models.CheckConstraint(condition=Q(kind__in=[c.value for c in FindingKind]), name="finding_kind_valid"),
             text_length_check("finding", "summary", MEDIUM_TEXT),
-            text_length_check("finding", "quote", MEDIUM_TEXT),
         ]
 
     def __str__(self) -> str:
         return f"{self.reference} {self.title}"
 
     @property
+    def is_tracked_kind(self) -> bool:
+        return self.kind != FindingKind.STRENGTH
+
+    # The first quotation (the inspectorate's words where there are any): what lists and exports show.
+    # Reads prefetched ``quotations__source`` when the caller prefetched them.
+
+    @property
+    def primary_quotation(self) -> Quotation | None:
+        quotations = sorted(self.quotations.all(), key=lambda q: (q.position, q.pk or 0))
+        return quotations[0] if quotations else None
+
+    @property
+    def quote(self) -> str:
+        first = self.primary_quotation
+        return first.text if first else ""
+
+    @property
+    def quote_label(self) -> str:
+        first = self.primary_quotation
+        return first.label if first else ""
+
+    @property
+    def source_title(self) -> str:
+        first = self.primary_quotation
+        return first.source.title if first else ""
+
+    @property
+    def source_location(self) -> str:
+        first = self.primary_quotation
+        return first.location if first else ""
+
+    @property
     def provenance(self) -> str:
-        return ", ".join(part for part in (self.source_title, self.source_location) if part)
+        first = self.primary_quotation
+        return first.provenance if first else ""
+
+
+class SourceKind(models.TextChoices):
+    INSPECTORATE_REPORT = "inspectorate_report", "Inspectorate report"
+    INSPECTORATE_NEWS_RELEASE = "inspectorate_news_release", "Inspectorate news release"
+    NEWSPAPER_REPORT = "newspaper_report", "Newspaper report"
+    THIRD_PARTY_SUMMARY = "third_party_summary", "Third-party summary"
+
+
+INSPECTORATE_SOURCE_KINDS = (SourceKind.INSPECTORATE_REPORT, SourceKind.INSPECTORATE_NEWS_RELEASE)
+INSPECTORATE_WORDS = "The inspectorate's words"
+
+
+class Source(models.Model):
+    """A publication that findings quote: the inspectorate's report or news release, a newspaper's
+    report of it, or a third party's summary. Belongs to one inspection (and so to its organisation)."""
+
+    Kind = SourceKind
+
+    inspection = models.ForeignKey(Inspection, on_delete=models.PROTECT, related_name="sources")
+    key = models.SlugField(max_length=100, help_text="Names the source within its inspection (seed files use it).")
+    title = models.CharField(max_length=300)
+    publisher = models.CharField(max_length=200, blank=True, help_text="Who published it, e.g. The Northern Echo.")
+    kind = models.CharField(max_length=32, choices=SourceKind.choices)
+    published = models.DateField(null=True, blank=True)
+    published_text = models.CharField(max_length=100, blank=True, help_text="The date as known, e.g. 'January 2025'.")
+    url = models.URLField("address", max_length=500, blank=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["inspection", "key"]
+        constraints = [
+            models.UniqueConstraint(fields=["inspection", "key"], name="source_key_unique_per_inspection"),
+            models.CheckConstraint(condition=Q(kind__in=[c.value for c in SourceKind]), name="source_kind_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+    @property
+    def is_inspectorate(self) -> bool:
+        return self.kind in INSPECTORATE_SOURCE_KINDS
+
+    @property
+    def label(self) -> str:
+        """How words quoted from this source are introduced: only the inspectorate's are theirs."""
+        if self.is_inspectorate:
+            return INSPECTORATE_WORDS
+        if self.kind == SourceKind.NEWSPAPER_REPORT:
+            return f"As reported by {self.publisher}" if self.publisher else "As reported in the news"
+        return "Summary"
+
+    @property
+    def date_display(self) -> str:
+        return f"{self.published:%-d %B %Y}" if self.published else self.published_text
+
+
+class Quotation(models.Model):
+    """Words of one source, and where in it, supporting a finding. A finding's first quotation is the
+    inspectorate's own where it has any; others (a newspaper's report of them) follow as second sources.
+    Empty words mean the finding is summarised from the source without quoting it."""
+
+    finding = models.ForeignKey(Finding, on_delete=models.CASCADE, related_name="quotations")
+    source = models.ForeignKey(Source, on_delete=models.PROTECT, related_name="quotations")
+    position = models.PositiveSmallIntegerField(default=1)
+    text = bounded_text(MEDIUM_TEXT, blank=True, help_text="Exactly the source's words, briefly.")
+    location = models.CharField(max_length=100, blank=True, help_text="Where in the source.")
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["finding", "position", "pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["finding", "position"], name="quotation_position_unique"),
+            text_length_check("quotation", "text", MEDIUM_TEXT),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.label}: {self.text[:60]}"
+
+    @property
+    def label(self) -> str:
+        if not self.text:
+            return "Summarised from the inspectorate" if self.source.is_inspectorate else "Summarised from"
+        return self.source.label
+
+    @property
+    def provenance(self) -> str:
+        """The publication and the place, as users read it: never an internal file path."""
+        parts = [self.source.title]
+        if self.source.publisher and self.source.publisher not in self.source.title:
+            parts.append(self.source.publisher)
+        if self.source.date_display:
+            parts.append(self.source.date_display)
+        if self.location:
+            parts.append(self.location)
+        return ", ".join(parts)
 
 
 class RecommendationQuerySet(models.QuerySet):

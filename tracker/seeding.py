@@ -25,13 +25,16 @@ from django.core.validators import URLValidator
 from django.db import DatabaseError, transaction
 
 from tracker import finding_rules as rules
+from tracker import sources as excerpts
 from tracker.errors import WorkflowError
 from tracker.models import (
     Finding,
     Inspection,
     Judgement,
     Organisation,
+    Quotation,
     Recommendation,
+    Source,
     Theme,
 )
 from tracker.workflow import create_recommendation
@@ -125,6 +128,14 @@ class SeedInspection:
     url: str
     tracked: bool
     line: int
+    joint_inspectorates: str = ""
+
+
+@dataclass
+class SeedSource:
+    values: rules.SourceValues
+    published: dt.date | None
+    excerpt: str  # the repository file holding the words quoted from it; never shown to users
 
 
 @dataclass
@@ -136,6 +147,7 @@ class ParsedFile:
     themes: list[rules.ThemeValues]
     judgements: list[rules.JudgementValues]
     findings: list[rules.FindingValues]
+    sources: list[SeedSource] = field(default_factory=list)
 
 
 class _Checker:
@@ -187,7 +199,9 @@ class _Entry(dict):
         self.lines = {"slug": line, "name": line}
 
 
-FINDING_KEYS = {"source_location": "location"}
+# An older file gives one quotation per finding as quote, source and location (read as ``quotes``).
+LEGACY_QUOTE_KEYS = {"text": "quote", "source": "source", "location": "location"}
+SOURCE_FIELDS = {"kind", "publisher", "published", "published_text", "url", "excerpt", "reference"}
 
 
 def parse_file(path: Path) -> tuple[ParsedFile | None, list[Problem]]:
@@ -222,21 +236,21 @@ def parse_file(path: Path) -> tuple[ParsedFile | None, list[Problem]]:
         insp,
         "inspection",
         {"slug", "inspectorate", "programme", "title"},
-        {"published", "published_text", "url", "tracked"},
+        {"published", "published_text", "url", "tracked", "joint_inspectorates"},
     ):
         inspection = _check_inspection(check, insp)
 
-    sources: dict[str, rules.SourceValues] = {}
+    sources: dict[str, SeedSource] = {}
     if not isinstance(document["sources"], list) or not document["sources"]:
         check.fail(document, "sources", "'sources' must be a non-empty list", "sources")
     else:
         for node in document["sources"]:
-            if check.mapping(node, "source", {"key", "title"}, {"reference"}):
-                source = rules.check_source(check.fields(node, "source"))
-                if source.key in sources:
-                    check.fail(node, f"source {source.key}", "this source key is used twice", "key")
-                if source.key:
-                    sources[source.key] = source
+            if check.mapping(node, "source", {"key", "title"}, SOURCE_FIELDS):
+                source = _check_source(check, node)
+                if source.values.key in sources:
+                    check.fail(node, f"source {source.values.key}", "this source key is used twice", "key")
+                if source.values.key:
+                    sources[source.values.key] = source
 
     themes: list[rules.ThemeValues] = []
     if not isinstance(document["themes"], dict):
@@ -255,7 +269,7 @@ def parse_file(path: Path) -> tuple[ParsedFile | None, list[Problem]]:
         raw_judgements = []
     areas: set[str] = set()
     for node in raw_judgements:
-        if check.mapping(node, "judgement", {"area", "grade"}, {"source"}):
+        if check.mapping(node, "judgement", {"area", "grade"}, {"source", "inferred_because"}):
             judgement = rules.check_judgement(check.fields(node, "judgement"), sources=sources)
             if judgement.area in areas:
                 check.fail(node, f"judgement {judgement.area}", "this area is graded twice", "area")
@@ -268,14 +282,15 @@ def parse_file(path: Path) -> tuple[ParsedFile | None, list[Problem]]:
         check.fail(document, "findings", "'findings' must be a non-empty list", "findings")
         raw_findings = []
     seen: dict[tuple[str, str], str] = {}
-    finding_fields = {"reference", "kind", "title", "summary", "quote", "source", "location", "themes"}
+    finding_fields = {"reference", "kind", "title", "summary", "themes"}
     for node in raw_findings:
         reference = node.get("reference") if isinstance(node, dict) else None
         where = f"finding {reference}" if isinstance(reference, str) and reference else "finding"
-        if not check.mapping(node, where, finding_fields, {"outcome_measure"}):
+        if not check.mapping(node, where, finding_fields, {"outcome_measure", "quotes", *LEGACY_QUOTE_KEYS.values()}):
             continue
-        fields = check.fields(node, where, FINDING_KEYS)
-        finding = rules.check_finding(fields, known_themes=known_themes, sources=sources, themes_required=True)
+        fields = check.fields(node, where)
+        quotations = _check_quotations(check, node, where, sources)
+        finding = rules.check_finding(fields, known_themes=known_themes, quotations=quotations, themes_required=True)
         rules.check_unique_reference(
             fields,
             finding.reference,
@@ -287,36 +302,97 @@ def parse_file(path: Path) -> tuple[ParsedFile | None, list[Problem]]:
 
     if check.problems or organisation is None or inspection is None:
         return None, check.problems
-    return ParsedFile(shown, organisation, org.line, inspection, themes, judgements, findings), []
+    parsed = ParsedFile(shown, organisation, org.line, inspection, themes, judgements, findings)
+    parsed.sources = list(sources.values())
+    return parsed, []
+
+
+def _check_source(check: _Checker, node: _Node) -> SeedSource:
+    where = f"source {node.get('key')}" if isinstance(node.get("key"), str) else "source"
+    values = rules.check_source(check.fields(node, where))
+    published = _date(check, node, where, "published")
+    if values.url:
+        _check_url(check, node, where, values.url)
+    excerpt = node.get("excerpt") or ""
+    if not isinstance(excerpt, str):
+        check.fail(node, where, "must be the path of the source's excerpt in the repository", "excerpt")
+        excerpt = ""
+    elif excerpt and excerpts.read_excerpt(excerpt) is None:
+        check.fail(node, where, f"the excerpt {excerpt!r} cannot be read (a path from the project folder)", "excerpt")
+        excerpt = ""
+    return SeedSource(values, published, excerpt)
+
+
+def _check_quotations(
+    check: _Checker, node: _Node, where: str, sources: Mapping[str, SeedSource]
+) -> list[rules.QuotationValues]:
+    """A finding's ``quotes`` (or an older file's one quote, source and location), each checked against
+    the excerpt of the source it cites: words not found there are refused, not shown as anyone's."""
+    legacy = [key for key in ("quote", "source", "location") if key in node]
+    if "quotes" in node:
+        if legacy:
+            check.fail(node, where, f"give 'quotes' or {', '.join(legacy)}, not both", legacy[0])
+        raw = node["quotes"]
+        if not isinstance(raw, list) or not raw:
+            check.fail(node, where, "must be a non-empty list of quotations (source, text, location)", "quotes")
+            return []
+        entries = [
+            check.fields(item, where) for item in raw if check.mapping(item, where, {"source"}, {"text", "location"})
+        ]
+    elif "source" in node:
+        entries = [check.fields(node, where, LEGACY_QUOTE_KEYS)]
+    else:
+        check.fail(node, where, "missing field 'quotes' (each with source, text and location)", "quotes")
+        return []
+    found: list[rules.QuotationValues] = []
+    for fields in entries:
+        quotation = rules.check_quotation(fields, sources=sources)
+        source = sources.get(quotation.source)
+        if source and source.excerpt and quotation.text:
+            excerpt = excerpts.read_excerpt(source.excerpt) or ""
+            if not excerpts.appears_in(quotation.text, excerpt):
+                fields.fail(
+                    "text",
+                    f"these words are not in {source.excerpt} (the excerpt of source '{quotation.source}'): "
+                    f"{quotation.text[:80]!r}",
+                )
+        found.append(quotation)
+    return found
+
+
+def _date(check: _Checker, node: _Node, where: str, key: str) -> dt.date | None:
+    value = node.get(key)
+    if value is not None and not (isinstance(value, dt.date) and not isinstance(value, dt.datetime)):
+        check.fail(node, where, f"must be a date written YYYY-MM-DD, or null; got {value!r}", key)
+        return None
+    return value
+
+
+def _check_url(check: _Checker, node: _Node, where: str, url: object, limit: int | None = None) -> str:
+    if not isinstance(url, str):
+        check.fail(node, where, f"must be a web address, not {url!r}", "url")
+        return ""
+    if limit and len(url) > limit:
+        check.fail(node, where, f"is {len(url)} characters long; the limit is {limit}", "url")
+        return ""
+    if url:
+        try:
+            URLValidator()(url)
+        except ValidationError:
+            check.fail(node, where, f"is not a valid web address: {url!r}", "url")
+            return ""
+    return url
 
 
 def _check_inspection(check: _Checker, node: _Node) -> SeedInspection:
     values = rules.check_inspection(check.fields(node, "inspection"))
-    published = node.get("published")
-    if published is not None and not (isinstance(published, dt.date) and not isinstance(published, dt.datetime)):
-        check.fail(
-            node,
-            "inspection",
-            f"must be a date written YYYY-MM-DD, or null; got {published!r}",
-            "published",
-        )
-        published = None
-    url = node.get("url") or ""
-    limit = rules.max_length(Inspection, "url")
-    if not isinstance(url, str):
-        check.fail(node, "inspection", f"must be a web address, not {url!r}", "url")
-        url = ""
-    elif url and len(url) > limit:
-        check.fail(node, "inspection", f"is {len(url)} characters long; the limit is {limit}", "url")
-    elif url:
-        try:
-            URLValidator()(url)
-        except ValidationError:
-            check.fail(node, "inspection", f"is not a valid web address: {url!r}", "url")
+    published = _date(check, node, "inspection", "published")
+    url = _check_url(check, node, "inspection", node.get("url") or "", rules.max_length(Inspection, "url"))
     tracked = node.get("tracked", True)
     if not isinstance(tracked, bool):
         check.fail(node, "inspection", "must be true or false", "tracked")
-    return SeedInspection(values, published, url, tracked is True, node.line)
+    joint = rules.text(check.fields(node, "inspection"), "joint_inspectorates", Inspection)
+    return SeedInspection(values, published, url, tracked is True, node.line, joint)
 
 
 def display_path(path: Path) -> str:
@@ -434,7 +510,7 @@ def _sync(obj: Any, values: dict[str, Any], report: SeedReport, label: str) -> N
         setattr(obj, name, values[name])
     obj._change_reason = SEED_CHANGE_REASON
     obj.save(update_fields=changed)
-    report.updated.append(f"{label}: {', '.join(changed)}")
+    report.updated.append(f"{label}: {', '.join(name.removesuffix('_id') for name in changed)}")
 
 
 def _load(item: ParsedFile, report: SeedReport) -> None:
@@ -463,8 +539,10 @@ def _load(item: ParsedFile, report: SeedReport) -> None:
         "published_text": data.values.published_text,
         "url": data.url,
         "tracked": data.tracked,
+        "joint_inspectorates": data.joint_inspectorates,
     }
     # Slugs are unique per organisation: another organisation's inspection of the same name is not this one.
+    # The dates a lead sets (action plan, revisit) are not the file's: they are never written here.
     inspection = Inspection.objects.filter(organisation=org, slug=data.values.slug).first()
     if inspection is None:
         inspection = Inspection.objects.create(organisation=org, slug=data.values.slug, **values)
@@ -472,45 +550,58 @@ def _load(item: ParsedFile, report: SeedReport) -> None:
     else:
         _sync(inspection, values, report, f"inspection {inspection.slug}")
 
+    sources = _load_sources(item, inspection, report)
+
     for judgement_data in item.judgements:
-        judgement, created = Judgement.objects.get_or_create(
-            inspection=inspection, area=judgement_data.area, defaults={"grade": judgement_data.grade}
-        )
-        if created:
+        values = {
+            "grade": judgement_data.grade,
+            "source_id": sources[judgement_data.source].pk if judgement_data.source else None,
+            "inferred_because": judgement_data.inferred_because,
+        }
+        judgement = Judgement.objects.filter(inspection=inspection, area=judgement_data.area).first()
+        if judgement is None:
+            judgement = Judgement.objects.create(inspection=inspection, area=judgement_data.area, **values)
             report.created.append(f"judgement {judgement}")
         else:
-            _sync(judgement, {"grade": judgement_data.grade}, report, f"judgement {judgement.area}")
+            _sync(judgement, values, report, f"judgement {judgement.area}")
 
-    existing = {f.reference: f for f in inspection.findings.prefetch_related("themes").select_related("recommendation")}
+    existing = {
+        f.reference: f
+        for f in inspection.findings.prefetch_related("themes", excerpts.quotations_prefetch()).select_related(
+            "recommendation"
+        )
+    }
     listed: set[str] = set()
     interval = settings.DEFAULT_REVIEW_INTERVAL_DAYS
     for data in item.findings:
-        values = {
-            "kind": data.kind,
-            "title": data.title,
-            "summary": data.summary,
-            "quote": data.quote,
-            "source_title": data.source_title,
-            "source_reference": data.source_reference,
-            "source_location": data.source_location,
-        }
+        values = {"kind": data.kind, "title": data.title, "summary": data.summary}
         reference = data.reference
         listed.add(reference)
         finding = existing.get(reference)
         label = f"finding {inspection.slug} {reference}"
         if finding is None:
             finding = Finding.objects.create(inspection=inspection, reference=reference, **values)
-            report.created.append(label)
+            report.created.append(
+                f"{label} ({len(data.quotations)} quotation{'s' if len(data.quotations) != 1 else ''})"
+            )
         else:
             _sync(finding, values, report, label)
+        _load_quotations(finding, data.quotations, sources, report, label, new=reference not in existing)
         wanted = {themes[slug].pk for slug in data.themes}
         if {t.pk for t in finding.themes.all()} != wanted:
             finding._change_reason = SEED_CHANGE_REASON
             finding.themes.set(wanted)
-            if finding.pk in {f.pk for f in existing.values()}:
+            if reference in existing:
                 report.updated.append(f"{label}: themes")
 
-        if inspection.tracked and not Recommendation.objects.filter(finding=finding).exists():
+        has_recommendation = Recommendation.objects.filter(finding=finding).exists()
+        if not finding.is_tracked_kind:
+            if has_recommendation:
+                report.notes.append(
+                    f"{item.path}: finding {reference} is now a {finding.get_kind_display().lower()}, which is "
+                    "not tracked; its recommendation was left as it is"
+                )
+        elif inspection.tracked and not has_recommendation:
             # Created once; from then on the recommendation belongs to staff and is never overwritten.
             create_recommendation(
                 finding,
@@ -526,3 +617,59 @@ def _load(item: ParsedFile, report: SeedReport) -> None:
         report.notes.append(
             f"{item.path}: finding {reference} is in the database but no longer in the file; it was left as it is"
         )
+
+
+def _load_sources(item: ParsedFile, inspection: Inspection, report: SeedReport) -> dict[str, Source]:
+    found: dict[str, Source] = {}
+    existing = {source.key: source for source in inspection.sources.all()}
+    for data in item.sources:
+        v = data.values
+        values = {
+            "title": v.title,
+            "publisher": v.publisher,
+            "kind": v.kind,
+            "published": data.published,
+            "published_text": v.published_text,
+            "url": v.url,
+        }
+        source = existing.get(v.key)
+        label = f"source {inspection.slug} {v.key}"
+        if source is None:
+            source = Source.objects.create(inspection=inspection, key=v.key, **values)
+            report.created.append(f"{label} ({source.get_kind_display().lower()})")
+        else:
+            _sync(source, values, report, label)
+        found[v.key] = source
+    for key in sorted(existing.keys() - found.keys()):
+        report.notes.append(
+            f"{item.path}: source {key} of {inspection.slug} is in the database but no longer in the file; "
+            "it was left as it is"
+        )
+    return found
+
+
+def _load_quotations(
+    finding: Finding,
+    wanted: tuple[rules.QuotationValues, ...],
+    sources: dict[str, Source],
+    report: SeedReport,
+    label: str,
+    *,
+    new: bool,
+) -> None:
+    """The file's quotations in order, by position: changed words or sources are updated (with history),
+    and quotations the file no longer gives are removed (their history stays)."""
+    current = {q.position: q for q in finding.quotations.all()} if not new else {}
+    for position, data in enumerate(wanted, start=1):
+        values = {"source_id": sources[data.source].pk, "text": data.text, "location": data.location}
+        quotation = current.pop(position, None)
+        if quotation is None:
+            Quotation.objects.create(finding=finding, position=position, **values)
+            if not new:
+                report.created.append(f"{label} quotation {position}")
+        else:
+            _sync(quotation, values, report, f"{label} quotation {position}")
+    for position, quotation in sorted(current.items()):
+        quotation._change_reason = SEED_CHANGE_REASON
+        quotation.delete()
+        report.updated.append(f"{label} quotation {position}: removed (no longer in the file)")

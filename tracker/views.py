@@ -23,8 +23,8 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
+from tracker import deadlines, keyset, permissions, policy, sources, workflow
 from tracker import forms as staff_forms
-from tracker import keyset, permissions, policy, workflow
 from tracker.models import AccessLog, Evidence, Finding, Recommendation, RecommendationEvent
 from tracker.permissions import Action
 from tracker.policy import Decision
@@ -156,7 +156,11 @@ def recommendation_list(request: HttpRequest) -> HttpResponse:
 @staff_page
 def inspection_detail(request: HttpRequest, pk: int) -> HttpResponse:
     inspection = get_object_or_404(permissions.visible_inspections(request.user), pk=pk)
-    findings = inspection.findings.select_related("recommendation__owner").order_by("reference")
+    findings = (
+        inspection.findings.select_related("recommendation__owner")
+        .prefetch_related(sources.quotations_prefetch())
+        .order_by("reference")
+    )
     visible = set(
         permissions.visible_recommendations(request.user)
         .filter(finding__inspection=inspection)
@@ -166,13 +170,18 @@ def inspection_detail(request: HttpRequest, pk: int) -> HttpResponse:
     for finding in findings:
         rec = getattr(finding, "recommendation", None)
         by_kind[finding.kind].append((finding, rec if rec is not None and rec.pk in visible else None))
+    # Strengths are what to sustain, shown on their own; the groups are what demands action.
+    strengths = [finding for finding, _ in by_kind.pop(Finding.Kind.STRENGTH)]
+    today = timezone.localdate()
     return render(
         request,
         "tracker/inspection.html",
         {
             "inspection": inspection,
-            "judgements": inspection.judgements.all(),
-            "groups": [(label, by_kind[value]) for value, label in Finding.Kind.choices if by_kind[value]],
+            "judgements": inspection.judgements.select_related("source"),
+            "groups": [(label, by_kind[value]) for value, label in Finding.Kind.choices if by_kind.get(value)],
+            "strengths": strengths,
+            "deadlines": [(d, d.status(today)) for d in deadlines.for_inspection(inspection)],
         },
     )
 

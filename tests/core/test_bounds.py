@@ -13,6 +13,7 @@ from tracker.models import (
     Evidence,
     Finding,
     ProgressUpdate,
+    Quotation,
     Recommendation,
     RecommendationEvent,
     Reminder,
@@ -20,7 +21,7 @@ from tracker.models import (
 
 TEXT_FIELDS = [
     (Finding, "summary"),
-    (Finding, "quote"),
+    (Quotation, "text"),
     (Recommendation, "outcome_measure"),
     (RecommendationEvent, "reason"),
     (ProgressUpdate, "narrative"),
@@ -34,7 +35,7 @@ TEXT_FIELDS = [
 def test_every_text_field_has_a_length_limit():
     unbounded = [
         f"{model.__name__}.{field.name}"
-        for model in (Finding, Recommendation, RecommendationEvent, ProgressUpdate, Evidence, Reminder)
+        for model in (Finding, Quotation, Recommendation, RecommendationEvent, ProgressUpdate, Evidence, Reminder)
         for field in model._meta.get_fields()
         if isinstance(field, models.TextField) and not field.max_length
     ]

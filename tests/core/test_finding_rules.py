@@ -12,14 +12,14 @@ from tests.core.test_seeding import VALID
 from tests.factories import ThemeFactory
 from tracker import imports
 from tracker.exports import COLUMNS
-from tracker.models import Finding, Recommendation
+from tracker.models import Finding, Quotation, Recommendation, Source
 from tracker.seeding import SeedError, seed
 
 pytestmark = pytest.mark.django_db
 
 TITLE = Finding._meta.get_field("title").max_length
-QUOTE = Finding._meta.get_field("quote").max_length
-SOURCE = Finding._meta.get_field("source_title").max_length
+QUOTE = Quotation._meta.get_field("text").max_length
+SOURCE = Source._meta.get_field("title").max_length
 OUTCOME = Recommendation._meta.get_field("outcome_measure").max_length
 
 # (what, the seed file's key and value, the import's column and value, the message both give)
@@ -31,7 +31,7 @@ CASES = [
     (
         "long quote",
         ("quote", "q" * (QUOTE + 1)),
-        ("Inspectorate's words", "q" * (QUOTE + 1)),
+        ("Quotation", "q" * (QUOTE + 1)),
         f"the limit is {QUOTE:,}",
     ),
     ("empty summary", ("summary", "''"), ("Summary", ""), "must not be empty"),
@@ -68,7 +68,7 @@ def _import_problems(lead, column: str, value: str) -> str:
         "Kind": "Cause of concern",
         "Title": "Respond to missing children",
         "Summary": "Slow.",
-        "Inspectorate's words": "not found quickly",
+        "Quotation": "not found quickly",
         "Source": "The report",
         "Themes": "missing-children",
         column: value,

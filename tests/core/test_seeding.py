@@ -60,14 +60,34 @@ def seeded(db):
 
 
 class TestTheClevelandSeed:
-    def test_every_finding_of_the_2025_inspection_becomes_a_recommendation(self, seeded):
+    def test_every_finding_of_the_2025_inspection_but_its_strengths_becomes_a_recommendation(self, seeded):
         inspection = Inspection.objects.get(slug="cleveland-police-2025-ncpi")
         findings = inspection.findings.all()
-        assert findings.count() >= 14
-        assert Recommendation.objects.filter(finding__inspection=inspection).count() == findings.count()
-        assert set(findings.values_list("kind", flat=True)) >= {"graded_judgement", "cause_of_concern", "concern"}
-        assert set(inspection.judgements.values_list("grade", flat=True)) == {"inadequate"}
-        assert all(f.quote and f.source_title and f.source_location and f.themes.exists() for f in findings)
+        assert findings.count() == 22
+        tracked = findings.exclude(kind=Finding.Kind.STRENGTH)
+        assert tracked.count() == 19
+        assert set(
+            Recommendation.objects.filter(finding__inspection=inspection).values_list("finding", flat=True)
+        ) == set(tracked.values_list("pk", flat=True))
+        assert set(findings.values_list("kind", flat=True)) == {
+            "graded_judgement",
+            "cause_of_concern",
+            "concern",
+            "strength",
+        }
+        assert sorted(inspection.judgements.values_list("grade", flat=True)) == [
+            "adequate",
+            "inadequate",
+            "inadequate",
+            "requires_improvement",
+            "requires_improvement",
+        ]
+        for finding in findings:
+            assert finding.quotations.exists() and finding.themes.exists(), finding.reference
+            assert finding.quote, f"{finding.reference} has no words quoted"
+
+    def test_the_2025_inspection_is_seeded_with_its_publication_date(self, seeded):
+        assert Inspection.objects.get(slug="cleveland-police-2025-ncpi").published == dt.date(2025, 1, 15)
 
     def test_new_recommendations_are_not_started_with_a_review_date(self, seeded):
         for rec in Recommendation.objects.all():
@@ -77,13 +97,24 @@ class TestTheClevelandSeed:
 
     def test_historical_inspections_give_findings_but_no_recommendations(self, seeded):
         historical = Inspection.objects.filter(tracked=False)
-        assert historical.count() == 2
+        assert historical.count() == 3
         assert Finding.objects.filter(inspection__in=historical).exists()
         assert not Recommendation.objects.filter(finding__inspection__in=historical).exists()
 
     def test_missing_children_is_followed_across_2017_2018_and_2025(self, seeded):
         years = Inspection.objects.filter(findings__themes__slug="missing-children").distinct()
         assert years.count() == 3
+
+    def test_the_workforce_theme_spans_the_2018_joint_inspection_and_2025(self, seeded):
+        joint = Inspection.objects.get(slug="stockton-on-tees-2018-jtai")
+        assert joint.inspectorate == Inspection.Inspectorate.JOINT
+        assert joint.joint_inspectorates == "Ofsted, CQC, HMICFRS, HMI Probation"
+        slugs = set(
+            Inspection.objects.filter(findings__themes__slug="workforce-and-training")
+            .distinct()
+            .values_list("slug", flat=True)
+        )
+        assert slugs == {"stockton-on-tees-2018-jtai", "cleveland-police-2025-ncpi"}
 
 
 class TestIdempotence:
@@ -133,8 +164,8 @@ class TestIdempotence:
 
         finding = Finding.objects.get(reference="CC1")
         assert "always recognise" in finding.quote
-        assert report.updated == ["finding test-2025 CC1: quote"]
-        assert finding.history.first().history_change_reason == SEED_CHANGE_REASON
+        assert report.updated == ["finding test-2025 CC1 quotation 1: text"]
+        assert finding.quotations.get().history.first().history_change_reason == SEED_CHANGE_REASON
 
     def test_a_dry_run_prints_what_would_change_and_changes_nothing(self, tmp_path, db, capsys):
         call_command("seed_findings", str(write(tmp_path, VALID)), "--dry-run")
@@ -206,7 +237,7 @@ MALFORMED = [
     (
         "a numeric source title",
         VALID.replace("{key: report, title: The report}", "{key: report, title: 2025}"),
-        "b.yaml:9 source, field 'title':",
+        "b.yaml:9 source report, field 'title':",
         "must be text, not a number",
     ),
     (

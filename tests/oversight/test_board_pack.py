@@ -47,7 +47,7 @@ SINCE = {"since": "2026-02-01"}
 
 def test_the_pack_holds_counts_updates_changes_since_the_date_and_what_awaits_assurance(meeting, rita, olly):
     pack = boardpack.build(rita, meeting, since=dt.date(2026, 2, 1))
-    assert pack.total == 14
+    assert pack.total == 19
     assert dict((v, n) for v, _, n in pack.by_status)["awaiting_assurance"] == 1
     cc1 = next(r for r in pack.recommendations if r.reference == "CC1")
     assert (cc1.owner.username, cc1.rag, cc1.target_date) == ("otto", "amber", dt.date(2026, 9, 30))
@@ -71,7 +71,7 @@ def test_the_page_renders_for_reviewers_viewers_and_leads(client, meeting, rita,
         assert "Moved to the exploitation team" in html
         assert "First owner" not in html
         assert "Missing-episode audit started" in html
-        assert html.count('class="pack-rec"') == 14
+        assert html.count('class="pack-rec"') == 19
         assert f'href="/inspections/{meeting.pk}/board-pack.pdf?since=2026-02-01"' in html
 
 
@@ -151,4 +151,4 @@ def test_the_pdf_opens_and_shows_the_same_content(client, meeting, rita, tmp_pat
     assert "Partner data arrives late" in text
     assert "First owner" not in text
     log = AccessLog.objects.get()
-    assert (log.user, log.action, log.detail["format"], log.detail["rows"]) == (rita, "export", "pdf", 14)
+    assert (log.user, log.action, log.detail["format"], log.detail["rows"]) == (rita, "export", "pdf", 19)

@@ -26,14 +26,14 @@ def _at(day: dt.date) -> dt.datetime:
 
 @pytest.fixture
 def known(frozen, cleveland, olly, otto):
-    """The 14 seeded 2025 recommendations, put into a known state.
+    """The 19 seeded 2025 recommendations (its 3 strengths are not tracked), put into a known state.
 
     CC1 in progress, red, review 10 days overdue, target missed; CC2 awaiting assurance, amber, one
     pending evidence item; OBS1 closed two weeks ago; OBS2 in progress, amber, review one day overdue;
-    OBS3 closed this week. The other nine are not started and not rated. All were created on 7 January.
+    OBS3 closed this week. The other fourteen are not started and not rated. All were created on 7 January.
     """
     recs = {r.reference: r for r in Recommendation.objects.filter(finding__inspection=cleveland).with_related()}
-    assert len(recs) == 14
+    assert len(recs) == 19
     Recommendation.objects.filter(pk__in=[r.pk for r in recs.values()]).update(created_at=_at(dt.date(2026, 1, 7)))
 
     def put(ref, **values):
@@ -55,15 +55,15 @@ def known(frozen, cleveland, olly, otto):
 
 def test_the_overall_figures_match_the_known_dataset(known, rita):
     board = dashboard.build(rita)
-    assert board.total == 14  # the 2017 and 2018 inspections are untracked history: no recommendations
+    assert board.total == 19  # the 2017 and 2018 inspections are untracked history: no recommendations
     assert {value: n for value, _, n in board.by_status} == {
-        "not_started": 9,
+        "not_started": 14,
         "in_progress": 2,
         "awaiting_assurance": 1,
         "closed": 2,
         "superseded": 0,
     }
-    assert {value: n for value, _, n in board.by_rag} == {"red": 1, "amber": 2, "green": 2, "": 9}
+    assert {value: n for value, _, n in board.by_rag} == {"red": 1, "amber": 2, "green": 2, "": 14}
     assert board.overdue_count == 2
     assert [r.reference for r in board.overdue] == ["CC1", "OBS2"]  # most overdue first
     assert board.missed_count == 1
@@ -72,7 +72,7 @@ def test_the_overall_figures_match_the_known_dataset(known, rita):
     [row] = board.rows
     assert (row.inspection.slug, row.total, row.by_status["closed"], row.by_rag["red"]) == (
         "cleveland-police-2025-ncpi",
-        14,
+        19,
         2,
         1,
     )
@@ -85,10 +85,10 @@ def test_progress_over_time_counts_open_at_week_end_and_closed_in_the_week(known
     assert min(weeks) == dt.date(2025, 12, 29)
     assert max(weeks) == dt.date(2026, 3, 16)  # the Monday of this week
     assert weeks[dt.date(2025, 12, 29)] == (0, 0)  # before the recommendations were created
-    assert weeks[dt.date(2026, 1, 5)] == (14, 0)
-    assert weeks[dt.date(2026, 3, 2)] == (13, 1)
-    assert weeks[dt.date(2026, 3, 9)] == (13, 0)
-    assert weeks[dt.date(2026, 3, 16)] == (12, 1)
+    assert weeks[dt.date(2026, 1, 5)] == (19, 0)
+    assert weeks[dt.date(2026, 3, 2)] == (18, 1)
+    assert weeks[dt.date(2026, 3, 9)] == (18, 0)
+    assert weeks[dt.date(2026, 3, 16)] == (17, 1)
 
 
 def test_a_reopened_recommendation_counts_as_open_again(known, rita):
@@ -96,8 +96,8 @@ def test_a_reopened_recommendation_counts_as_open_again(known, rita):
         recommendation=known["OBS1"], action=RecommendationEvent.Action.REOPENED, at=_at(dt.date(2026, 3, 10))
     )
     weeks = {w.start: (w.open_at_end, w.closed) for w in dashboard.build(rita).weeks}
-    assert weeks[dt.date(2026, 3, 9)] == (14, 0)
-    assert weeks[dt.date(2026, 3, 16)] == (13, 1)
+    assert weeks[dt.date(2026, 3, 9)] == (19, 0)
+    assert weeks[dt.date(2026, 3, 16)] == (18, 1)
 
 
 def test_themes_show_the_same_theme_raised_in_2017_and_2018_beside_todays_findings(known, rita):
@@ -117,7 +117,7 @@ def test_one_inspection_narrows_every_figure(known, rita, olly, org):
     other = InspectionFactory(organisation=org, title="Joint targeted area inspection")
     RecommendationFactory(finding__inspection=other, owner=olly, status=Status.IN_PROGRESS, rag="red")
     overall = dashboard.build(rita)
-    assert overall.total == 15
+    assert overall.total == 20
     assert len(overall.rows) == 2
     only = dashboard.build(rita, inspection=other)
     assert only.total == 1
@@ -130,11 +130,11 @@ def test_the_page_shows_the_figures_charts_and_their_tables(client, known, rita)
     response = client.get(reverse("tracker:dashboard"))
     assert response.status_code == 200
     html = response.content.decode()
-    for figure, value in (("total", 14), ("overdue", 2), ("missed", 1), ("awaiting", 1)):
+    for figure, value in (("total", 19), ("overdue", 2), ("missed", 1), ("awaiting", 1)):
         assert f'data-figure="{figure}">{value}<' in html
     assert html.count('<svg role="img"') == 4  # status, RAG, progress, themes
     assert html.count("<title id=") == 4
-    assert "Not started: 9; In progress: 2; Awaiting assurance: 1; Closed: 2; Superseded: 0." in html
+    assert "Not started: 14; In progress: 2; Awaiting assurance: 1; Closed: 2; Superseded: 0." in html
     assert "Recommendations by status: the numbers" in html
     assert 'data-theme="missing-children"' in html
 

@@ -58,7 +58,7 @@ def test_csv_export_lists_what_the_list_page_lists_for_the_same_query(client, cl
     assert rows[0]["Inspection slug"] == "cleveland-police-2025-ncpi"
     assert "missing-children" in rows[0]["Themes"].split("; ")
     everything = read_csv(client.get(reverse("tracker:export-csv")))
-    assert len(everything) == 14
+    assert len(everything) == 19
 
 
 def test_the_list_page_links_to_both_exports_with_its_query_string(client, cleveland, rita):

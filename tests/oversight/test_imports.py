@@ -99,8 +99,9 @@ def good_row(**changes) -> list[object]:
         "Kind": "Cause of concern",
         "Title": "Respond to missing children",
         "Summary": "The response to missing children was slow.",
-        "Inspectorate's words": "children were not found quickly",
+        "Quotation": "children were not found quickly",
         "Source": "The inspection report",
+        "Source kind": "Inspectorate report",
         "Source location": "page 4",
         "Themes": "missing-children",
         "Owner username": "olly",
@@ -134,7 +135,7 @@ def test_xlsx_export_then_import_gives_the_same_recommendations(client, planned,
 
     report = imports.import_recommendations(buffer.getvalue(), by=lead, filename="plan.xlsx")
 
-    assert report.rows == 14
+    assert report.rows == 19
     copy = Inspection.objects.get(slug=NEW_SLUG)
     assert (copy.organisation_id, copy.title, copy.tracked) == (planned.organisation_id, "Imported copy", True)
     assert snapshot(copy) == snapshot(planned)
@@ -147,7 +148,7 @@ def test_xlsx_export_then_import_gives_the_same_recommendations(client, planned,
         ("target_date_changed", "lead"),
     ]
     log = AccessLog.objects.get(action=AccessLog.Action.IMPORT)
-    assert (log.user, log.detail["rows"], log.detail["filename"]) == (lead, 14, "plan.xlsx")
+    assert (log.user, log.detail["rows"], log.detail["filename"]) == (lead, 19, "plan.xlsx")
 
 
 def test_csv_export_then_import_by_command_gives_the_same_recommendations(client, planned, rita, lead, tmp_path):
@@ -161,7 +162,7 @@ def test_csv_export_then_import_by_command_gives_the_same_recommendations(client
 
     call_command("import_recommendations", str(path), "--as", "lead", stdout=out)
 
-    assert "Imported 14 recommendations into acme-police-2026-ncpi." in out.getvalue()
+    assert "Imported 19 recommendations into acme-police-2026-ncpi." in out.getvalue()
     assert snapshot(Inspection.objects.get(slug=NEW_SLUG)) == snapshot(planned)
 
 
@@ -336,7 +337,7 @@ def test_a_bulk_import_gives_what_the_workflow_gives_row_by_row(lead, olly, org)
     for rec in Recommendation.objects.filter(finding__inspection=imported).select_related("finding", "owner"):
         finding = Finding.objects.create(
             inspection=by_hand,
-            **{f: getattr(rec.finding, f) for f in ("reference", "kind", "title", "summary", "quote", "source_title")},
+            **{f: getattr(rec.finding, f) for f in ("reference", "kind", "title", "summary")},
         )
         finding.themes.set(rec.finding.themes.all())
         expected = workflow.create_recommendation(

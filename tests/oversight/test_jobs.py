@@ -78,7 +78,7 @@ def test_the_worker_writes_progress_as_it_goes(cleveland, rita, monkeypatch):
 
     assert jobs.run(str(job.pk)) == "ready"
 
-    assert written == [{"total": 14}, {"done": 5}, {"done": 10}, {"done": 14, "total": 14}]
+    assert written == [{"total": 19}, {"done": 5}, {"done": 10}, {"done": 15}, {"done": 19, "total": 19}]
 
 
 def test_a_second_request_with_unchanged_data_goes_straight_to_the_download(client, cleveland, rita, queued):
@@ -176,7 +176,7 @@ def test_each_download_is_logged_and_asking_alone_is_not(client, cleveland, rita
     logs = list(AccessLog.objects.values_list("user", "action", "detail"))
     assert (
         logs
-        == [(rita.pk, "export", {"format": "xlsx", "query": "status=not_started", "rows": 14, "job": str(job.pk)})] * 2
+        == [(rita.pk, "export", {"format": "xlsx", "query": "status=not_started", "rows": 19, "job": str(job.pk)})] * 2
     )
 
 
@@ -262,14 +262,14 @@ def test_the_board_pack_pdf_is_a_job_of_its_inspection_and_date(client, clevelan
     client.get(url, {"since": "2026-01-01"})  # another date: another file
     assert ExportJob.objects.count() == 2
     response = client.get(reverse("tracker:export-download", args=[job.pk]))
-    assert content(response) == b"%PDF-1.7 14"
+    assert content(response) == b"%PDF-1.7 19"
     assert response["Content-Type"] == "application/pdf"
     log = AccessLog.objects.get()
     assert (log.detail["format"], log.detail["inspection"], log.detail["since"], log.detail["rows"]) == (
         "pdf",
         cleveland.pk,
         "2026-02-01",
-        14,
+        19,
     )
 
 

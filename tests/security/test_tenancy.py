@@ -57,9 +57,11 @@ from tracker.models import (
     Judgement,
     Organisation,
     ProgressUpdate,
+    Quotation,
     Recommendation,
     RecommendationEvent,
     Reminder,
+    Source,
     Theme,
     User,
 )
@@ -199,6 +201,11 @@ def _organisation(slug: str, name: str, prefix: str) -> tuple[dict, dict]:
         summary=f"{loud} summary",
         quote=f"{loud} quote",
     )
+    source = Source.objects.create(
+        inspection=inspection, key=f"{prefix}-source", title=f"{loud} source", publisher=loud, kind="newspaper_report"
+    )
+    Quotation.objects.create(finding=finding, source=source, position=2, text=f"{loud} words", location=loud)
+    Judgement.objects.filter(pk=judgement.pk).update(source=source)
     rec = RecommendationFactory(finding=finding, title=f"{loud} recommendation", outcome_measure=f"{loud} outcome")
     # A finding with no recommendation yet: the admin offers these when a lead adds one.
     FindingFactory(inspection=inspection, reference=f"{loud[:15]}-2", title=f"{loud} finding to plan")
@@ -239,6 +246,7 @@ def _organisation(slug: str, name: str, prefix: str) -> tuple[dict, dict]:
         "organisation": organisation,
         "inspection": inspection,
         "judgement": judgement,
+        "source": source,
         "finding": finding,
         "recommendation": rec,
         "update": update,

@@ -12,7 +12,7 @@ from playwright.sync_api import Page, expect
 
 from tests.browser import serious_axe_violations, sign_in, snap
 from tracker import workflow
-from tracker.models import AccessLog, Finding, Judgement, Recommendation
+from tracker.models import AccessLog, Finding, Judgement, Quotation, Recommendation
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -153,7 +153,8 @@ def test_remaining_staff_pages_pass_axe_and_work_on_a_phone(
     base = live_server.url
     Judgement.objects.create(inspection=inspection, area="Overall effectiveness", grade="inadequate")
     hostile = "<script>alert(1)</script>{{ 7|add:1 }}"
-    Finding.objects.filter(pk=overdue_rec.finding_id).update(quote=hostile, summary=hostile)
+    Finding.objects.filter(pk=overdue_rec.finding_id).update(summary=hostile)
+    Quotation.objects.filter(finding_id=overdue_rec.finding_id).update(text=hostile)
     closed = _closed_recommendation(overdue_rec, olly, rita)
     dialogs: list[str] = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))

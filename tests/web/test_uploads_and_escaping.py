@@ -135,7 +135,7 @@ def test_a_file_evidence_item_needs_a_file(client, started, settings):
 
 
 def test_hostile_text_is_escaped_on_the_recommendation_page(client, rec, olly):
-    rec.finding.quote = HOSTILE
+    rec.finding.quotations.update(text=HOSTILE)
     rec.finding.summary = HOSTILE
     rec.finding.save()
     workflow.post_update(rec, by=olly, narrative=HOSTILE)
@@ -148,8 +148,7 @@ def test_hostile_text_is_escaped_on_the_recommendation_page(client, rec, olly):
 
 
 def test_hostile_text_is_escaped_in_the_admin(admin_client, rec, olly):
-    rec.finding.quote = HOSTILE
-    rec.finding.save()
+    rec.finding.quotations.update(text=HOSTILE)
     update = workflow.post_update(rec, by=olly, narrative=HOSTILE)
     for url in (
         reverse("admin:tracker_finding_change", args=[rec.finding.pk]),

@@ -18,9 +18,11 @@ from tracker.models import (
     Judgement,
     Organisation,
     ProgressUpdate,
+    Quotation,
     Recommendation,
     RecommendationEvent,
     Reminder,
+    Source,
     Theme,
     User,
 )
@@ -122,11 +124,16 @@ class UserSummarySerializer(serializers.ModelSerializer):
 class JudgementSerializer(serializers.ModelSerializer):
     class Meta:
         model = Judgement
-        fields = ["area", "grade"]
+        fields = ["area", "grade", "inferred_because"]
 
 
 class InspectionSerializer(serializers.ModelSerializer):
     judgements = JudgementSerializer(many=True, read_only=True)
+    pcc_response_due = serializers.DateField(
+        read_only=True,
+        allow_null=True,
+        help_text="56 days after publication (Police Act 1996 s.55), for an HMICFRS report on a police force.",
+    )
 
     class Meta:
         model = Inspection
@@ -141,6 +148,10 @@ class InspectionSerializer(serializers.ModelSerializer):
             "published_text",
             "url",
             "tracked",
+            "joint_inspectorates",
+            "pcc_response_due",
+            "action_plan_due",
+            "revisit_due",
             "judgements",
         ]
 
@@ -151,8 +162,35 @@ class ThemeSerializer(serializers.ModelSerializer):
         fields = ["slug", "name"]
 
 
+class SourceSerializer(serializers.ModelSerializer):
+    kind_display = serializers.CharField(source="get_kind_display", read_only=True)
+
+    class Meta:
+        model = Source
+        fields = ["id", "title", "publisher", "kind", "kind_display", "published", "published_text", "url"]
+
+
+class QuotationSerializer(serializers.ModelSerializer):
+    source = SourceSerializer(read_only=True)
+    label = serializers.CharField(
+        read_only=True,
+        help_text="Whose words these are, from the source's kind: \"The inspectorate's words\" only for the "
+        'inspectorate\'s own report or news release; otherwise "As reported by ..." or "Summary".',
+    )
+
+    class Meta:
+        model = Quotation
+        fields = ["position", "label", "text", "location", "source"]
+
+
 class FindingSerializer(serializers.ModelSerializer):
     themes = ThemeSerializer(many=True, read_only=True)
+    quotations = QuotationSerializer(many=True, read_only=True)
+    quote = serializers.CharField(read_only=True, help_text="The first quotation's words (see quotations).")
+    quote_label = serializers.CharField(read_only=True, help_text="Whose words the first quotation is.")
+    source_title = serializers.CharField(read_only=True, help_text="The first quotation's source.")
+    source_location = serializers.CharField(read_only=True, help_text="Where in it.")
+    provenance = serializers.CharField(read_only=True, help_text="The first quotation's publication and place.")
     recommendation = serializers.SerializerMethodField(help_text="The recommendation tracking this finding, if any.")
 
     class Meta:
@@ -165,10 +203,11 @@ class FindingSerializer(serializers.ModelSerializer):
             "title",
             "summary",
             "quote",
+            "quote_label",
             "source_title",
-            "source_reference",
             "source_location",
             "provenance",
+            "quotations",
             "themes",
             "recommendation",
         ]

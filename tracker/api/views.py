@@ -32,6 +32,7 @@ from tracker.api.schema import TrackerAutoSchema
 from tracker.filters import RecommendationFilter
 from tracker.models import Evidence, Organisation, ProgressUpdate, Recommendation, User
 from tracker.permissions import Action
+from tracker.sources import quotations_prefetch
 
 
 class IsGovernanceLead(BasePermission):
@@ -84,7 +85,11 @@ class InspectionViewSet(ReadOnlyViewSet):
     ordering_fields = ["published", "title", "id"]
 
     def get_queryset(self) -> QuerySet:
-        return permissions.visible_inspections(self.request.user).prefetch_related("judgements")
+        return (
+            permissions.visible_inspections(self.request.user)
+            .select_related("organisation")
+            .prefetch_related("judgements")
+        )
 
 
 class FindingViewSet(ReadOnlyViewSet):
@@ -100,7 +105,7 @@ class FindingViewSet(ReadOnlyViewSet):
         return (
             permissions.visible_findings(self.request.user)
             .select_related("recommendation")
-            .prefetch_related("themes")
+            .prefetch_related("themes", quotations_prefetch())
             .order_by("inspection", "reference", "pk")
         )
 

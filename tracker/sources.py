@@ -1,0 +1,48 @@
+"""Sources: the publications findings quote, and the repository's short excerpts of them.
+
+Each seeded source names an excerpt under ``seeds/sources/``: the few sentences the seed quotes, with
+the publication's address. Seeding refuses a quotation whose words are not in its source's excerpt,
+so a sentence can only be shown as the inspectorate's words if it was copied from the inspectorate.
+How a quotation is labelled follows its source's kind (``Source.label``).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from django.conf import settings
+from django.db.models import Prefetch
+
+from tracker.models import Quotation
+
+_SPACE = re.compile(r"\s+")
+
+
+def quotations_prefetch(prefix: str = "") -> Prefetch:
+    """Prefetch a finding's quotations with their sources, in order (``prefix`` e.g. ``finding__``)."""
+    return Prefetch(
+        f"{prefix}quotations", queryset=Quotation.objects.select_related("source").order_by("position", "pk")
+    )
+
+
+def excerpt_path(relative: str) -> Path:
+    return Path(settings.BASE_DIR, relative)
+
+
+def read_excerpt(relative: str) -> str | None:
+    """The excerpt's text, or None when it cannot be read."""
+    try:
+        return excerpt_path(relative).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _normal(text: str) -> str:
+    # Excerpts wrap long sentences over lines; the words and punctuation must match exactly.
+    return _SPACE.sub(" ", text).strip()
+
+
+def appears_in(words: str, excerpt: str) -> bool:
+    """Whether ``words`` occur verbatim in ``excerpt`` (line breaks and runs of spaces aside)."""
+    return bool(words.strip()) and _normal(words) in _normal(excerpt)
