@@ -317,3 +317,26 @@ def test_the_chosen_kind_stays_open_and_a_field_with_an_error_always_shows(clien
     response = client.post(url, {"kind": "note", "version": rec.version})
     summary = re.search(r'govuk-error-summary__list">(.*?)</ul>', response.content.decode(), re.S).group(1)
     assert summary.index("Write the note") < summary.index("Describe what this evidence shows")
+
+
+def test_a_file_refused_while_another_kind_is_chosen_still_shows_its_error(client, rec, olly):
+    """A file left in the hidden file box is still checked by the server; its error must not be hidden."""
+    from tests.web.conftest import PDF_BYTES
+    from tests.web.test_uploads_and_escaping import _raw_multipart
+
+    workflow.post_update(rec, by=olly, narrative="Started")
+    client.force_login(olly)
+    fields = {"kind": "link", "category": "output", "description": "Report", "link": "https://example.org/r"}
+    response = _raw_multipart(
+        client,
+        reverse("tracker:add-evidence", args=[rec.pk]),
+        {**fields, "version": rec.version},
+        "../x.pdf",
+        PDF_BYTES,
+    )
+    html = response.content.decode()
+    assert "The file name must be a plain name without folders" in html
+    assert 'class="govuk-radios__conditional" id="conditional-id_kind-file"' in html
+    # Not under the radios' control either, so their script does not hide it again.
+    assert 'value="file" data-aria-controls' not in html
+    assert rec.evidence.count() == 0
