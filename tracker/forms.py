@@ -267,14 +267,17 @@ class EvidenceForm(VersionedForm):
         },
     )
     link = forms.URLField(
-        label="Link",
+        label="Web address of the evidence",
         assume_scheme="https",
         required=False,
         help_text="For a link: the full web address, starting https://",
         error_messages={"invalid": "Enter a web address in the correct format, like https://example.org/report"},
     )
     note = forms.CharField(
-        label="Note", required=False, widget=forms.Textarea(attrs={"rows": 4}), help_text="For a note: the text itself."
+        label="Text of the note",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4}),
+        help_text="For a note: the text itself.",
     )
 
     def __init__(self, *args, raw_upload_names: list[str] | None = None, category: str | None = None, **kwargs) -> None:

@@ -293,13 +293,13 @@ def test_each_kind_reveals_its_own_field_and_all_show_without_javascript(client,
     html = client.get(reverse("tracker:add-evidence", args=[rec.pk])).content.decode()
     for index, (kind, field) in enumerate((("file", "id_file"), ("link", "id_link"), ("note", "id_note"))):
         conditional = f"conditional-id_kind-{kind}"
-        assert (
-            f'id="id_kind_{index}" name="kind" type="radio" value="{kind}" data-aria-controls="{conditional}"' in html
-        )
+        radio = f'id="id_kind_{index}" name="kind" type="radio" value="{kind}" data-tracker-reveal="{conditional}"'
+        assert radio in html
         block = re.search(rf'<div class="([^"]*)" id="{conditional}">(.*?)</div>\s*</div>', html, re.S)
-        # Hidden only once GOV.UK Frontend's script runs (the class does nothing without it).
-        assert block.group(1) == "govuk-radios__conditional govuk-radios__conditional--hidden"
+        # Shown as sent: only the script hides the kinds not chosen.
+        assert block.group(1) == "govuk-radios__conditional"
         assert f'id="{field}"' in block.group(2)
+    assert "tracker/evidence-form.js" in html
 
 
 def test_the_chosen_kind_stays_open_and_a_field_with_an_error_always_shows(client, rec, olly):
@@ -310,8 +310,9 @@ def test_the_chosen_kind_stays_open_and_a_field_with_an_error_always_shows(clien
     response = client.post(url, {**data, "note": "not a link"})
     html = response.content.decode()
     assert "Enter the web address of the evidence" in html  # the server's check, as before
-    assert 'class="govuk-radios__conditional" id="conditional-id_kind-link"' in html
-    assert 'class="govuk-radios__conditional govuk-radios__conditional--hidden" id="conditional-id_kind-note"' in html
+    # The chosen kind's field has the error: it is out of the script's reach, so it always shows.
+    assert re.search(r'value="link"\s+checked>', html)
+    assert 'value="note" data-tracker-reveal="conditional-id_kind-note"' in html
     assert rec.evidence.count() == 0
     # The error summary lists errors in the page's order: the kind's own field before the description.
     response = client.post(url, {"kind": "note", "version": rec.version})
@@ -336,7 +337,6 @@ def test_a_file_refused_while_another_kind_is_chosen_still_shows_its_error(clien
     )
     html = response.content.decode()
     assert "The file name must be a plain name without folders" in html
-    assert 'class="govuk-radios__conditional" id="conditional-id_kind-file"' in html
-    # Not under the radios' control either, so their script does not hide it again.
-    assert 'value="file" data-aria-controls' not in html
+    # Not under the script's control, so it is never hidden.
+    assert 'value="file">' in html and 'data-tracker-reveal="conditional-id_kind-file"' not in html
     assert rec.evidence.count() == 0
