@@ -279,13 +279,17 @@ def _fixes(
 
     if key == "in_progress":
         allowed = decided[Action.UPDATE].allowed
-        return [Fix("", "Post a progress update", reverse("tracker:update", args=[rec.pk]))] if allowed else []
+        return (
+            [Fix("", "Start the work with a progress update", reverse("tracker:update", args=[rec.pk]))]
+            if allowed
+            else []
+        )
     if key == "evidence":
-        return replace_rejected() or ([Fix("", "Add evidence", add_url)] if may_add else [])
+        return replace_rejected() or ([Fix("", "Add a piece of evidence", add_url)] if may_add else [])
     if key == "accepted":
         if pending:
             return []  # the "every piece has a verdict" row names them
-        return replace_rejected() or ([Fix("", "Add evidence", add_url)] if may_add else [])
+        return replace_rejected() or ([Fix("", "Add a piece of evidence", add_url)] if may_add else [])
     if key in ("outcome_evidence", "outcome_accepted"):
         waiting = any(item.category == Evidence.Category.OUTCOME for item in pending)
         if may_add and not waiting:
@@ -293,7 +297,9 @@ def _fixes(
         return []
     if key == "awaiting_assurance":
         if decided[Action.SUBMIT].allowed:
-            return [Fix("", "Submit for assurance", reverse("tracker:submit", args=[rec.pk]))]
+            return [
+                Fix("Everything submitting needs is there.", "Submit it now", reverse("tracker:submit", args=[rec.pk]))
+            ]
         if decided[Action.SUBMIT].by_role or not rec.is_open:
             return []
         # The owner's way there: what submitting still needs, each with its own fix.
@@ -308,7 +314,7 @@ def _fixes(
             return [
                 Fix(
                     f"Evidence {_short(item)} awaits your verdict.",
-                    "Review it",
+                    "Give it a verdict",
                     reverse("tracker:review-evidence", args=[rec.pk, item.pk]),
                     f": {_short(item)}",
                 )

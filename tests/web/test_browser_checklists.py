@@ -84,7 +84,7 @@ def test_the_checklist_leads_an_owner_to_outcome_evidence_and_a_reviewer_to_each
     expect(page.locator(".govuk-notification-banner--success")).to_contain_text("Your evidence has been added.")
 
     # Now it may be submitted: the submit page shows every condition met.
-    page.get_by_role("link", name="Submit for assurance").first.click()
+    _row(page, "awaiting_assurance").get_by_role("link", name="Submit it now").click()
     expect(page.locator('[data-checklist="submit-checklist"] [data-met="no"]')).to_have_count(0)
     check_page(page, "54-submit-ready")
     page.get_by_role("button", name="Submit for assurance").click()
@@ -96,11 +96,11 @@ def test_the_checklist_leads_an_owner_to_outcome_evidence_and_a_reviewer_to_each
     page.goto(f"{base}/recommendations/{rec.pk}/decision/")
     reviewed = _row(page, "reviewed")
     expect(reviewed).to_contain_text("2 evidence item(s) still await a verdict")
-    expect(reviewed.get_by_role("link", name=re.compile("^Review it"))).to_have_count(2)
+    expect(reviewed.get_by_role("link", name=re.compile("^Give it a verdict"))).to_have_count(2)
     check_page(page, "55-decision-awaiting-verdicts")
     for _ in range(2):
         page.goto(f"{base}/recommendations/{rec.pk}/decision/")
-        _row(page, "reviewed").get_by_role("link", name=re.compile("^Review it")).first.click()
+        _row(page, "reviewed").get_by_role("link", name=re.compile("^Give it a verdict")).first.click()
         page.get_by_label("Accept this evidence").check()
         page.get_by_role("button", name="Record verdict").click()
         expect(page.locator(".govuk-notification-banner--success")).to_contain_text("accepted")

@@ -225,10 +225,10 @@ def test_the_submit_page_names_what_is_missing_with_links_to_fix_it(client, stat
     # Without any evidence, and with evidence only rejected.
     rec = states["in progress, no evidence"]
     html = client.get(reverse("tracker:submit", args=[rec.pk])).content.decode()
-    assert ">Add evidence</a>" in _row(html, "evidence")
+    assert ">Add a piece of evidence</a>" in _row(html, "evidence")
     rec = states["not started"]
     html = client.get(reverse("tracker:submit", args=[rec.pk])).content.decode()
-    assert ">Post a progress update</a>" in _row(html, "in_progress")
+    assert ">Start the work with a progress update</a>" in _row(html, "in_progress")
 
 
 def test_a_rejected_item_is_named_on_the_submit_page(client, states, olly, rita):
@@ -265,7 +265,7 @@ def test_the_decision_page_names_the_evidence_awaiting_a_verdict_with_a_link_to_
     row = _row(html, "reviewed")
     assert row.startswith("no ") and "2 evidence item(s) still await a verdict" in row
     for item in rec.evidence.all():
-        assert f'href="{reverse("tracker:review-evidence", args=[rec.pk, item.pk])}">Review it' in row
+        assert f'href="{reverse("tracker:review-evidence", args=[rec.pk, item.pk])}">Give it a verdict' in row
         assert escape(f"Evidence “{item.description}” awaits your verdict.") in row
     # Someone ruled out by four eyes is told who must give the verdicts, without links.
     rec = states["awaiting, accepted, the lead added evidence"]
