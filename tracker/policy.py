@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
 
+from django.contrib.auth import get_user_model
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
@@ -310,9 +311,7 @@ def closing_checklist(user: User, rec: Recommendation, facts: Facts | None = Non
     items = list(close_conditions(rec, facts or Facts(rec, user)))
     if role_allows(user, Action.CLOSE, rec):
         return items
-    from tracker.models import User as UserModel
-
-    ruled_out = ", ".join(str(person) for person in UserModel.objects.filter(pk__in=involved_user_ids(rec)))
+    ruled_out = ", ".join(str(person) for person in get_user_model().objects.filter(pk__in=involved_user_ids(rec)))
     for_others = (
         "An assurance reviewer or governance lead closes it: someone who has not owned, submitted or added "
         "evidence to it since it was last opened." + (f" Ruled out now: {ruled_out}." if ruled_out else "")
