@@ -236,6 +236,10 @@ class ProgressUpdateForm(VersionedForm):
 
 
 class EvidenceForm(VersionedForm):
+    # The page shows each kind's own field under its radio (includes/evidence_fields.html): the error
+    # summary lists the errors in the same order.
+    field_order = ["kind", "file", "link", "note", "category", "description"]
+
     kind = forms.ChoiceField(
         label="What kind of evidence is it?",
         choices=Evidence.Kind.choices,
@@ -263,19 +267,24 @@ class EvidenceForm(VersionedForm):
         },
     )
     link = forms.URLField(
-        label="Link",
+        label="Web address of the evidence",
         assume_scheme="https",
         required=False,
         help_text="For a link: the full web address, starting https://",
         error_messages={"invalid": "Enter a web address in the correct format, like https://example.org/report"},
     )
     note = forms.CharField(
-        label="Note", required=False, widget=forms.Textarea(attrs={"rows": 4}), help_text="For a note: the text itself."
+        label="Text of the note",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4}),
+        help_text="For a note: the text itself.",
     )
 
-    def __init__(self, *args, raw_upload_names: list[str] | None = None, **kwargs) -> None:
+    def __init__(self, *args, raw_upload_names: list[str] | None = None, category: str | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.raw_upload_names = raw_upload_names or []
+        if category in Evidence.Category.values:
+            self.fields["category"].initial = category
         self.checked: uploads.CheckedUpload | None = None
         limit = _size(settings.EVIDENCE_MAX_BYTES)
         self.fields["file"].help_text = f"For a file: {uploads.allowed_extensions()}, smaller than {limit}."

@@ -15,10 +15,12 @@ since it was last opened (created or reopened), whoever owns it now.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
 
+from django.contrib.auth import get_user_model
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
@@ -197,38 +199,127 @@ def _not_open(rec: Recommendation, doing: str) -> str | None:
     )
 
 
-def submit_problem(rec: Recommendation, facts: Facts) -> str | None:
-    if rec.status != Status.IN_PROGRESS:
-        return (
-            "Only a recommendation in progress can be submitted for assurance; "
-            f"this one is {rec.get_status_display().lower()}."
-        )
+@dataclass(frozen=True)
+class Condition:
+    """One thing submitting or closing needs, met or not, in the words the guard refuses with.
+
+    ``submit_conditions`` and ``close_conditions`` list them in the order the guards check them; the guard
+    refuses with the first one not met, and the pages' checklists show them all, so the two cannot disagree.
+    """
+
+    key: str
+    label: str  # what is needed, in plain words
+    met: bool | None  # None only in a checklist: decided by whoever does it (see closing_checklist)
+    reason: str  # the refusal when not met
+    done: str = ""  # what the page says when met
+
+
+def _first_unmet(conditions: Iterator[Condition]) -> str | None:
+    """The guard: the first condition not met, and only as many conditions computed as it takes to find it."""
+    return next((condition.reason for condition in conditions if not condition.met), None)
+
+
+def submit_conditions(rec: Recommendation, facts: Facts) -> Iterator[Condition]:
+    """What submitting for assurance needs, lazily, in the order the guard checks it."""
+    yield Condition(
+        "in_progress",
+        "Work on it is in progress",
+        rec.status == Status.IN_PROGRESS,
+        "Only a recommendation in progress can be submitted for assurance; "
+        f"this one is {rec.get_status_display().lower()}.",
+        "It is in progress.",
+    )
     counts = facts.evidence
-    if not counts["live"]:
-        return "Add at least one piece of evidence before submitting for assurance."
-    if facts.cause_of_concern and not counts["live_outcome"]:
-        return (
+    yield Condition(
+        "evidence",
+        "Evidence that has not been rejected",
+        bool(counts["live"]),
+        "Add at least one piece of evidence before submitting for assurance.",
+        f"{counts['live']} piece(s) of evidence not rejected.",
+    )
+    if facts.cause_of_concern:
+        yield Condition(
+            "outcome_evidence",
+            "Evidence of an outcome for children (a cause of concern)",
+            bool(counts["live_outcome"]),
             "A cause of concern needs evidence of an outcome for children (for example audited response "
-            "times), not only outputs such as training delivered. Add outcome evidence first."
+            "times), not only outputs such as training delivered. Add outcome evidence first.",
+            f"{counts['live_outcome']} piece(s) of outcome evidence not rejected.",
         )
-    return None
+
+
+def submit_problem(rec: Recommendation, facts: Facts) -> str | None:
+    return _first_unmet(submit_conditions(rec, facts))
+
+
+def close_conditions(rec: Recommendation, facts: Facts) -> Iterator[Condition]:
+    """What closing needs, lazily, in the order the guard checks it. Four eyes is about ``facts.user``."""
+    yield Condition(
+        "awaiting_assurance",
+        "Submitted for assurance",
+        rec.status == Status.AWAITING_ASSURANCE,
+        f"Only a recommendation awaiting assurance can be closed; this one is {rec.get_status_display().lower()}.",
+        "It awaits assurance.",
+    )
+    yield Condition(
+        "four_eyes",
+        "Closed by someone who did none of the work (four eyes)",
+        not facts.involved,
+        FOUR_EYES_CLOSE,
+        "You have not owned, submitted or added evidence to it since it was last opened.",
+    )
+    counts = facts.evidence
+    yield Condition(
+        "reviewed",
+        "Every piece of evidence has a verdict",
+        not counts["pending"],
+        f"{counts['pending']} evidence item(s) still await a verdict; accept or reject them before closing.",
+        "No evidence awaits a verdict.",
+    )
+    yield Condition(
+        "accepted",
+        "At least one piece of evidence accepted",
+        bool(counts["accepted"]),
+        "At least one piece of evidence must be accepted before closing.",
+        f"{counts['accepted']} piece(s) of evidence accepted.",
+    )
+    if facts.cause_of_concern:
+        yield Condition(
+            "outcome_accepted",
+            "Evidence of an outcome for children accepted (a cause of concern)",
+            bool(counts["accepted_outcome"]),
+            "A cause of concern can only be closed with accepted evidence of an outcome for children.",
+            f"{counts['accepted_outcome']} piece(s) of outcome evidence accepted.",
+        )
 
 
 def close_problem(rec: Recommendation, facts: Facts) -> str | None:
-    if rec.status != Status.AWAITING_ASSURANCE:
-        return (
-            f"Only a recommendation awaiting assurance can be closed; this one is {rec.get_status_display().lower()}."
-        )
-    if facts.involved:
-        return FOUR_EYES_CLOSE
-    counts = facts.evidence
-    if counts["pending"]:
-        return f"{counts['pending']} evidence item(s) still await a verdict; accept or reject them before closing."
-    if not counts["accepted"]:
-        return "At least one piece of evidence must be accepted before closing."
-    if facts.cause_of_concern and not counts["accepted_outcome"]:
-        return "A cause of concern can only be closed with accepted evidence of an outcome for children."
-    return None
+    return _first_unmet(close_conditions(rec, facts))
+
+
+def submit_checklist(user: User, rec: Recommendation, facts: Facts | None = None) -> list[Condition]:
+    """Every condition submitting needs, met or not: what the submit page names."""
+    return list(submit_conditions(rec, facts or Facts(rec, user)))
+
+
+def closing_checklist(user: User, rec: Recommendation, facts: Facts | None = None) -> list[Condition]:
+    """Every condition closing needs, met or not: the recommendation and decision pages' checklist.
+
+    Four eyes is about whoever closes it. For someone whose role may close, it is about them; for anyone
+    else (the owner, a viewer) it is neither met nor not yet, and names who is ruled out.
+    """
+    items = list(close_conditions(rec, facts or Facts(rec, user)))
+    if role_allows(user, Action.CLOSE, rec):
+        return items
+    ruled_out = ", ".join(str(person) for person in get_user_model().objects.filter(pk__in=involved_user_ids(rec)))
+    for_others = (
+        "An assurance reviewer or governance lead closes it: someone who has not owned, submitted or added "
+        "evidence to it since it was last opened." + (f" Ruled out now: {ruled_out}." if ruled_out else "")
+    )
+    return [
+        Condition(item.key, item.label, None, for_others, for_others) if item.key == "four_eyes" else item
+        for item in items
+    ]
 
 
 def _review_evidence_problem(rec: Recommendation, facts: Facts) -> str | None:
@@ -280,8 +371,8 @@ def decide(user: User, rec: Recommendation, action: Action, facts: Facts | None 
     return Decision(action, problem is None, problem or "")
 
 
-def decisions(user: User, rec: Recommendation) -> dict[Action, Decision]:
-    facts = Facts(rec, user)
+def decisions(user: User, rec: Recommendation, facts: Facts | None = None) -> dict[Action, Decision]:
+    facts = facts or Facts(rec, user)
     return {action: decide(user, rec, action, facts) for action in Action}
 
 

@@ -241,10 +241,143 @@ def _summary(rec: Recommendation, evidence: list[Evidence] | None = None) -> dic
     return {"closure": _closure(rec, evidence), "review": _review_state(rec, today), "today": today}
 
 
+@dataclass(frozen=True)
+class Fix:
+    """One way to meet a checklist condition: a sentence, a link, or both."""
+
+    text: str = ""
+    label: str = ""
+    url: str = ""
+    hidden: str = ""  # read to screen readers after the link's label, so that it makes sense alone
+
+
+@dataclass(frozen=True)
+class ChecklistRow:
+    condition: policy.Condition
+    fixes: list[Fix]
+
+    @property
+    def explanation(self) -> str:
+        return self.condition.done if self.condition.met else self.condition.reason
+
+
+def _short(item: Evidence) -> str:
+    return f"“{item.description[:60]}{'…' if len(item.description) > 60 else ''}”"
+
+
+def _fixes(
+    key: str, rec: Recommendation, decided: dict[Action, Decision], evidence: list[Evidence], facts: policy.Facts
+) -> list[Fix]:
+    """Where the user can fix an unmet condition: links only to what the policy allows them now."""
+    Verdict = Evidence.Verdict
+    add_url = reverse("tracker:add-evidence", args=[rec.pk])
+    may_add = decided[Action.ADD_EVIDENCE].allowed
+    pending = [item for item in evidence if item.verdict == Verdict.PENDING]
+    rejected = [item for item in evidence if item.verdict == Verdict.REJECTED]
+
+    def replace_rejected() -> list[Fix]:
+        return [
+            Fix(
+                f"Evidence {_short(item)} was rejected: {item.rejection_reason}",
+                "Add new evidence" if may_add else "",
+                add_url if may_add else "",
+                f" to replace {_short(item)}",
+            )
+            for item in rejected[:5]
+        ]
+
+    if key == "in_progress":
+        allowed = decided[Action.UPDATE].allowed
+        return (
+            [Fix("", "Start the work with a progress update", reverse("tracker:update", args=[rec.pk]))]
+            if allowed
+            else []
+        )
+    if key == "evidence":
+        return replace_rejected() or ([Fix("", "Add a piece of evidence", add_url)] if may_add else [])
+    if key == "accepted":
+        if pending:
+            return []  # the "every piece has a verdict" row names them
+        return replace_rejected() or ([Fix("", "Add a piece of evidence", add_url)] if may_add else [])
+    if key in ("outcome_evidence", "outcome_accepted"):
+        waiting = any(item.category == Evidence.Category.OUTCOME for item in pending)
+        if may_add and not waiting:
+            return [Fix("", "Add outcome evidence", f"{add_url}?category={Evidence.Category.OUTCOME}")]
+        return []
+    if key == "awaiting_assurance":
+        if decided[Action.SUBMIT].allowed:
+            return [
+                Fix("Everything submitting needs is there.", "Submit it now", reverse("tracker:submit", args=[rec.pk]))
+            ]
+        if decided[Action.SUBMIT].by_role or not rec.is_open:
+            return []
+        # The owner's way there: what submitting still needs, each with its own fix.
+        fixes = []
+        for condition in policy.submit_conditions(rec, facts):
+            if not condition.met:
+                fixes.append(Fix(condition.reason))
+                fixes.extend(_fixes(condition.key, rec, decided, evidence, facts))
+        return fixes
+    if key == "reviewed":
+        if decided[Action.REVIEW_EVIDENCE].allowed:
+            return [
+                Fix(
+                    f"Evidence {_short(item)} awaits your verdict.",
+                    "Give it a verdict",
+                    reverse("tracker:review-evidence", args=[rec.pk, item.pk]),
+                    f": {_short(item)}",
+                )
+                for item in pending
+            ]
+        return [Fix(f"Evidence {_short(item)} awaits a verdict from an assurance reviewer.") for item in pending]
+    return []
+
+
+def _checklist(
+    conditions: list[policy.Condition],
+    rec: Recommendation,
+    decided: dict[Action, Decision],
+    evidence: list[Evidence],
+    facts: policy.Facts,
+) -> list[ChecklistRow]:
+    return [
+        ChecklistRow(condition, [] if condition.met else _fixes(condition.key, rec, decided, evidence, facts))
+        for condition in conditions
+    ]
+
+
+def _closing_checklist(
+    user,
+    rec: Recommendation,
+    evidence: list[Evidence] | None = None,
+    facts: policy.Facts | None = None,
+    decided: dict[Action, Decision] | None = None,
+) -> dict:
+    """Context for includes/checklist.html: what closing needs, from the rule the close guard uses."""
+    if not rec.is_open:
+        return {}
+    facts = facts or policy.Facts(rec, user)
+    decided = decided or policy.decisions(user, rec, facts)
+    if evidence is None:
+        evidence = list(rec.evidence.select_related("added_by", "reviewed_by"))
+    rows = _checklist(policy.closing_checklist(user, rec, facts), rec, decided, evidence, facts)
+    return {"checklist": rows, "checklist_title": "What closing needs", "checklist_id": "closing-checklist"}
+
+
+def _submit_checklist(user, rec: Recommendation) -> dict:
+    """Context for includes/checklist.html: what submitting needs, from the rule the submit guard uses."""
+    facts = policy.Facts(rec, user)
+    decided = policy.decisions(user, rec, facts)
+    evidence = list(rec.evidence.select_related("added_by", "reviewed_by"))
+    rows = _checklist(policy.submit_checklist(user, rec, facts), rec, decided, evidence, facts)
+    return {"checklist": rows, "checklist_title": "What submitting needs", "checklist_id": "submit-checklist"}
+
+
 @staff_page
 def recommendation_detail(request: HttpRequest, pk: int) -> HttpResponse:
     rec = _recommendation(request, pk)
-    decided = policy.decisions(request.user, rec)
+    facts = policy.Facts(rec, request.user)
+    decided = policy.decisions(request.user, rec, facts)
     links, not_now = [], []
     for link in ACTION_LINKS:
         decision = decided[link.action]
@@ -274,6 +407,7 @@ def recommendation_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "not_now": not_now,
             "may_review_evidence": review.allowed,
             **_summary(rec, evidence),
+            **_closing_checklist(request.user, rec, evidence, facts, decided),
         },
     )
 
@@ -326,6 +460,9 @@ class Step:
     warning: bool = False
     # For a page serving several actions: the form's choice value for each, offered only when allowed.
     choices: tuple[tuple[Action, str], ...] = ()
+    # More for the page and its "not now" refusal alike (the checklist of what the action needs).
+    context: Callable[[HttpRequest, Recommendation], dict] | None = None
+    fields_template: str = ""  # the form's fields laid out by hand, instead of one after another
 
 
 def _require(request: HttpRequest, rec: Recommendation, actions: tuple[Action, ...]) -> dict[Action, Decision]:
@@ -342,10 +479,19 @@ def _require(request: HttpRequest, rec: Recommendation, actions: tuple[Action, .
     return decided
 
 
-def _not_now(request: HttpRequest, rec: Recommendation, title: str, reason: str) -> HttpResponse:
+def _not_now(
+    request: HttpRequest, rec: Recommendation, title: str, reason: str, extra: dict | None = None
+) -> HttpResponse:
     """A state refusal: a page that says why, with the way back, instead of a form that cannot succeed."""
     stale = request.method == "POST" and request.POST.get("version") not in (None, str(rec.version))
-    context = {"recommendation": rec, "title": title, "reason": reason, "stale": stale, **_summary(rec)}
+    context = {
+        "recommendation": rec,
+        "title": title,
+        "reason": reason,
+        "stale": stale,
+        **_summary(rec),
+        **(extra or {}),
+    }
     return render(request, "tracker/not_now.html", context, status=409)
 
 
@@ -354,7 +500,7 @@ def _workflow_page(request: HttpRequest, pk: int, step: Step, **form_kwargs) -> 
     try:
         decided = _require(request, rec, step.actions)
     except workflow.WorkflowError as exc:
-        return _not_now(request, rec, step.title, str(exc))
+        return _not_now(request, rec, step.title, str(exc), step.context(request, rec) if step.context else None)
     if step.choices:
         form_kwargs["refused"] = {
             value: decided[action].reason for action, value in step.choices if not decided[action]
@@ -383,6 +529,8 @@ def _workflow_page(request: HttpRequest, pk: int, step: Step, **form_kwargs) -> 
             initial["decision"] = request.GET["decision"]  # the link chosen on the recommendation page
         form = step.form_class(recommendation=rec, initial=initial, **form_kwargs)
     context = {"recommendation": rec, "form": form, "step": step, **_summary(rec)}
+    if step.context:
+        context.update(step.context(request, rec))
     return render(request, "tracker/action.html", context)
 
 
@@ -472,6 +620,7 @@ ADD_EVIDENCE = Step(
     _add_evidence,
     intro="Evidence is a file, a link or a note. Say whether it shows an output (something delivered) "
     "or an outcome (a result for children).",
+    fields_template="tracker/includes/evidence_fields.html",
 )
 SUBMIT = Step(
     (Action.SUBMIT,),
@@ -481,6 +630,7 @@ SUBMIT = Step(
     _submit,
     intro="An assurance reviewer who does not own this recommendation will check its evidence and decide "
     "whether to close it. You cannot post updates that change its status while it awaits assurance.",
+    context=lambda request, rec: _submit_checklist(request.user, rec),
 )
 DECIDE = Step(
     (Action.CLOSE, Action.RETURN),
@@ -490,6 +640,7 @@ DECIDE = Step(
     _decide,
     intro="Every piece of evidence needs a verdict before the recommendation can be closed.",
     choices=tuple(_DECISION_FOR.items()),
+    context=lambda request, rec: _closing_checklist(request.user, rec),
 )
 REOPEN = Step((Action.REOPEN,), staff_forms.ReopenForm, "Reopen recommendation", "Reopen", _reopen, warning=True)
 REASSIGN = Step((Action.REASSIGN,), staff_forms.ReassignForm, "Change owner", "Change owner", _reassign)
@@ -522,7 +673,9 @@ def post_update(request: HttpRequest, pk: int) -> HttpResponse:
 def add_evidence(request: HttpRequest, pk: int) -> HttpResponse:
     # Reading FILES parses the body; tracker.upload_handlers then knows each file name as it was sent.
     sent_names = getattr(request, "raw_upload_names", []) if request.FILES is not None else []
-    return _workflow_page(request, pk, ADD_EVIDENCE, raw_upload_names=sent_names)
+    # "Add outcome evidence" links from the checklists choose the category for you.
+    category = request.GET.get("category")
+    return _workflow_page(request, pk, ADD_EVIDENCE, raw_upload_names=sent_names, category=category)
 
 
 @staff_page

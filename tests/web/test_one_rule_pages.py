@@ -83,6 +83,7 @@ def _offered(html: str, rec: Recommendation) -> set[Action]:
     by_path = {
         "update/": Action.UPDATE,
         "evidence/": Action.ADD_EVIDENCE,
+        "evidence/?category=outcome": Action.ADD_EVIDENCE,  # the checklists' "Add outcome evidence"
         "submit/": Action.SUBMIT,
         "decision/?decision=close": Action.CLOSE,
         "decision/?decision=reject": Action.RETURN,
