@@ -13,7 +13,7 @@ from django.core import mail
 from django.core.management import call_command
 from django.utils import timezone
 
-from tracker import workflow
+from tracker import boardpack, workflow
 from tracker.management.commands import setup_demo
 from tracker.models import Evidence, ProgressUpdate, Recommendation, RecommendationEvent, Reminder, User
 from tracker.seeding import seed
@@ -145,3 +145,18 @@ def test_recommendations_people_have_worked_on_are_left_as_they_are(seeded):
     assert _snapshot()["events"] == before
     cc1.refresh_from_db()
     assert cc1.owner == owner2 and not ProgressUpdate.objects.exists()
+
+
+def test_a_database_from_the_first_demo_gets_the_story_without_its_set_up_noise_in_the_board_pack(seeded):
+    call_command("loaddata", "groups", "demo_users", verbosity=0)
+    lead, owner = User.objects.get(username="lead"), User.objects.get(username="owner")
+    cc1 = Recommendation.objects.with_related().get(
+        finding__reference="CC1", finding__inspection__slug=setup_demo.DEMO_INSPECTION
+    )
+    workflow.assign_owner(cc1, by=lead, owner=owner, reason=setup_demo.OLD_DEMO_REASON)  # as the first demo did
+
+    recs = _demo()
+
+    assert recs["OBS4"].status == "closed"  # the story was told
+    pack = boardpack.build(lead, recs["CC1"].finding.inspection, since=boardpack.default_since())
+    assert setup_demo.OLD_DEMO_REASON not in {event.reason for event in pack.changes}

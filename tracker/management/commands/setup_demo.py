@@ -138,7 +138,9 @@ class Story:
 
     def owner(self, days_ago: int, reference: str, owner: str, reason: str = "") -> None:
         rec = self.rec(reference)
-        if rec.owner_id == self.users[owner].pk:  # given by the first demo already
+        if rec.owner_id == self.users[owner].pk:  # given by the first demo already: moved to the story's day
+            when = timezone.now() - dt.timedelta(days=days_ago)
+            rec.events.filter(action=Event.OWNER_CHANGED, reason=OLD_DEMO_REASON).update(at=when)
             return
         with _backdated(days_ago):
             workflow.assign_owner(rec, by=self.users["lead"], owner=self.users[owner], reason=reason)
