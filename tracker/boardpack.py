@@ -1,13 +1,19 @@
 """The board pack: one inspection's position for a board or scrutiny meeting, as a page and a PDF.
 
-The PDF is the same HTML body rendered by WeasyPrint, with its own print stylesheet inline and no
+It opens with an executive summary a board can read in a minute: the counts, what changed in the
+period (by default the last ``DEFAULT_SINCE_DAYS`` days, or since a date the reader chooses, such as
+the last board meeting), and the exceptions (red ratings, overdue reviews, target dates put back or
+passed, with the reasons given). Dates are written in words; nothing shows a system placeholder.
+
+The PDF is the same HTML body rendered by WeasyPrint as a tagged PDF/UA-1 document (headings, lists
+and tables carry their structure for screen readers), with its own print stylesheet inline and no
 fetching of anything outside the document (so a crafted link cannot make the server fetch a URL).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from django.db.models import Count, OuterRef, Q, Subquery
@@ -20,15 +26,76 @@ from tracker.models import Evidence, Inspection, ProgressUpdate, Rag, Recommenda
 if TYPE_CHECKING:
     from tracker.models import User
 
-DEFAULT_SINCE_DAYS = 90
+DEFAULT_SINCE_DAYS = 30
+PDF_VARIANT = "pdf/ua-1"  # tagged: WeasyPrint writes the structure tree, the language and the title
 Event = RecommendationEvent.Action
 CHANGE_ACTIONS = (Event.OWNER_CHANGED, Event.TARGET_DATE_CHANGED)
+
+# What changed in the period, in the order a board reads it: (action, one, many).
+ACTIVITY = (
+    (Event.CLOSED, "recommendation closed", "recommendations closed"),
+    (Event.SUBMITTED, "submission for assurance", "submissions for assurance"),
+    (Event.REJECTED, "submission returned to its owner", "submissions returned to their owners"),
+    (Event.REOPENED, "recommendation reopened", "recommendations reopened"),
+    (Event.UPDATE, "progress update", "progress updates"),
+    (Event.EVIDENCE_ADDED, "piece of evidence added", "pieces of evidence added"),
+    (Event.EVIDENCE_ACCEPTED, "piece of evidence accepted", "pieces of evidence accepted"),
+    (Event.EVIDENCE_REJECTED, "piece of evidence rejected", "pieces of evidence rejected"),
+    (Event.RAG_CHANGED, "RAG rating changed", "RAG ratings changed"),
+    (Event.OWNER_CHANGED, "owner changed", "owners changed"),
+    (Event.TARGET_DATE_CHANGED, "target date set or moved", "target dates set or moved"),
+)
+
+
+def in_words(value: dt.date | dt.datetime | None) -> str:
+    """15 January 2025: the way a board paper writes a date."""
+    if value is None:
+        return ""
+    if isinstance(value, dt.datetime):
+        value = timezone.localtime(value).date() if timezone.is_aware(value) else value.date()
+    return f"{value.day} {value:%B %Y}"
+
+
+def _value_in_words(action: str, value: str) -> str:
+    """An event's stored old or new value, as a reader would say it."""
+    if action == Event.TARGET_DATE_CHANGED:
+        if value in ("", "none"):
+            return "No target date"
+        try:
+            return in_words(dt.date.fromisoformat(value))
+        except ValueError:
+            return value
+    if action == Event.OWNER_CHANGED and value in ("", "nobody"):
+        return "No owner"
+    return value
+
+
+def _date_or_none(value: str) -> dt.date | None:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class Slip:
+    """An open recommendation whose target date was put back, or has passed, with the reason given."""
+
+    rec: Recommendation
+    first_target: dt.date | None  # the earliest agreed date, if it has been put back
+    reason: str  # the latest reason given for putting it back ("" if none was needed or given)
+    passed: bool  # the current target date is before today
+
+    @property
+    def first_target_text(self) -> str:
+        return in_words(self.first_target)
 
 
 @dataclass
 class BoardPack:
     inspection: Inspection
     since: dt.date
+    since_is_default: bool
     generated_at: dt.datetime
     today: dt.date
     by_status: list[tuple[str, str, int]]
@@ -39,6 +106,25 @@ class BoardPack:
     recommendations: list[Recommendation]
     changes: list[RecommendationEvent]
     awaiting: list[Recommendation]
+    activity: list[tuple[int, str]] = field(default_factory=list)
+    reds: list[Recommendation] = field(default_factory=list)
+    overdue_list: list[Recommendation] = field(default_factory=list)
+    slipped: list[Slip] = field(default_factory=list)
+
+    @property
+    def period(self) -> str:
+        """How the summary names its period."""
+        if self.since_is_default:
+            return f"in the last {DEFAULT_SINCE_DAYS} days (since {in_words(self.since)})"
+        return f"since {in_words(self.since)}"
+
+    @property
+    def open_count(self) -> int:
+        return sum(n for value, _, n in self.by_status if value in Recommendation.OPEN_STATUSES)
+
+    @property
+    def exception_count(self) -> int:
+        return len(self.reds) + len(self.overdue_list) + len(self.slipped)
 
 
 def default_since(today: dt.date | None = None) -> dt.date:
@@ -46,7 +132,8 @@ def default_since(today: dt.date | None = None) -> dt.date:
 
 
 def build(user: User, inspection: Inspection, *, since: dt.date, today: dt.date | None = None) -> BoardPack:
-    """Summary counts, every recommendation with its latest update, and owner and target-date changes since."""
+    """Summary counts, activity and exceptions, every recommendation with its latest update, and owner and
+    target-date changes since ``since``: a fixed number of queries, whatever the number of rows."""
     today = today or timezone.localdate()
     scope = permissions.visible_recommendations(user).filter(finding__inspection=inspection)
     latest = ProgressUpdate.objects.filter(recommendation=OuterRef("pk")).order_by("-created_at", "-pk")
@@ -61,13 +148,28 @@ def build(user: User, inspection: Inspection, *, since: dt.date, today: dt.date 
         .order_by("finding__reference")
     )
     since_start = timezone.make_aware(dt.datetime.combine(since, dt.time.min))
+    in_scope = scope.order_by().values("pk")
     changes = list(
-        RecommendationEvent.objects.filter(
-            recommendation__in=scope.order_by().values("pk"), action__in=CHANGE_ACTIONS, at__gte=since_start
-        )
+        RecommendationEvent.objects.filter(recommendation__in=in_scope, action__in=CHANGE_ACTIONS, at__gte=since_start)
         .select_related("actor", "recommendation__finding")
         .order_by("recommendation__finding__reference", "at", "pk")
     )
+    for event in changes:
+        event.old_text = _value_in_words(event.action, event.old_value)
+        event.new_text = _value_in_words(event.action, event.new_value)
+    counted = dict(
+        RecommendationEvent.objects.filter(recommendation__in=in_scope, at__gte=since_start)
+        .order_by()
+        .values_list("action")
+        .annotate(n=Count("pk"))
+        .values_list("action", "n")
+    )
+    activity = [
+        (counted[action], one if counted[action] == 1 else many)
+        for action, one, many in ACTIVITY
+        if counted.get(action)
+    ]
+
     by_status = {value: 0 for value in Status.values}
     by_rag = {value: 0 for value in Rag.values}
     overdue = missed = 0
@@ -76,9 +178,16 @@ def build(user: User, inspection: Inspection, *, since: dt.date, today: dt.date 
         by_rag[rec.rag] += 1
         overdue += rec.is_overdue(today)
         missed += rec.target_missed(today)
+    open_recs = [rec for rec in recommendations if rec.is_open]
+    overdue_list = sorted(
+        (rec for rec in open_recs if rec.is_overdue(today)), key=lambda rec: (rec.next_review_due, rec.reference)
+    )
+    for rec in overdue_list:
+        rec.days_late = rec.days_overdue(today)
     return BoardPack(
         inspection=inspection,
         since=since,
+        since_is_default=since == default_since(today),
         generated_at=timezone.localtime(),
         today=today,
         by_status=[(value, label, by_status[value]) for value, label in Status.choices],
@@ -89,7 +198,37 @@ def build(user: User, inspection: Inspection, *, since: dt.date, today: dt.date 
         recommendations=recommendations,
         changes=changes,
         awaiting=[rec for rec in recommendations if rec.status == Status.AWAITING_ASSURANCE],
+        activity=activity,
+        reds=[rec for rec in open_recs if rec.rag == Rag.RED],
+        overdue_list=overdue_list,
+        slipped=_slipped(open_recs, scope, today),
     )
+
+
+def _slipped(open_recs: list[Recommendation], scope, today: dt.date) -> list[Slip]:
+    """Open recommendations whose target date was ever put back, or has passed: one query for them all."""
+    dated = scope.open().filter(target_date__isnull=False).order_by().values("pk")
+    moves: dict[int, list[RecommendationEvent]] = {}
+    for event in RecommendationEvent.objects.filter(
+        recommendation__in=dated, action=Event.TARGET_DATE_CHANGED
+    ).order_by("at", "pk"):
+        moves.setdefault(event.recommendation_id, []).append(event)
+    slips = []
+    for rec in open_recs:
+        if rec.target_date is None:
+            continue
+        put_back = [
+            event
+            for event in moves.get(rec.pk, [])
+            if (old := _date_or_none(event.old_value)) and (new := _date_or_none(event.new_value)) and new > old
+        ]
+        passed = rec.target_date < today
+        if not (put_back or passed):
+            continue
+        first = _date_or_none(put_back[0].old_value) if put_back else None
+        reason = next((event.reason for event in reversed(put_back) if event.reason), "")
+        slips.append(Slip(rec=rec, first_target=first, reason=reason, passed=passed))
+    return sorted(slips, key=lambda slip: (slip.rec.target_date, slip.rec.reference))
 
 
 def _no_fetching(url: str, *args, **kwargs) -> dict:
@@ -100,4 +239,4 @@ def render_pdf(pack: BoardPack) -> bytes:
     from weasyprint import HTML
 
     html = render_to_string("tracker/oversight/board_pack_pdf.html", {"pack": pack})
-    return HTML(string=html, url_fetcher=_no_fetching).write_pdf()
+    return HTML(string=html, url_fetcher=_no_fetching).write_pdf(pdf_variant=PDF_VARIANT)

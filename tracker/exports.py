@@ -1,4 +1,5 @@
-"""The filtered recommendation list as CSV or Excel, in the columns the import reads back.
+"""The filtered recommendation list as CSV or Excel, in the columns the import reads back, plus columns
+for readers only (owner's name, status, RAG, next review, the latest progress update, a link).
 
 Every text cell that a spreadsheet would run as a formula (it starts with = + - @, a tab or a
 carriage return) is written with a leading single quote, so opening an export never executes
@@ -14,9 +15,10 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db.models import Prefetch, QuerySet
+from django.db.models import OuterRef, Prefetch, QuerySet, Subquery
+from django.utils import timezone
 
-from tracker.models import Recommendation, Theme
+from tracker.models import ProgressUpdate, Recommendation, Theme
 from tracker.sources import quotations_prefetch
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -27,36 +29,40 @@ class Column:
     key: str
     header: str
     importable: bool = True  # False: written for readers, ignored by the import (the workflow owns it)
+    width: int = 14  # in Excel's character widths: enough to read a typical value without widening
 
 
 COLUMNS: tuple[Column, ...] = (
-    Column("inspection", "Inspection slug"),
-    Column("inspection_title", "Inspection"),
+    Column("inspection", "Inspection slug", width=24),
+    Column("inspection_title", "Inspection", width=36),
     Column("inspectorate", "Inspectorate"),
-    Column("programme", "Programme"),
+    Column("programme", "Programme", width=24),
     Column("published_text", "Published"),
-    Column("reference", "Reference"),
-    Column("kind", "Kind"),
-    Column("title", "Title"),
-    Column("summary", "Summary"),
+    Column("reference", "Reference", width=11),
+    Column("kind", "Kind", width=18),
+    Column("title", "Title", width=50),
+    Column("summary", "Summary", width=60),
     # Whose words the quotation is follows its source's kind: "The inspectorate's words" only when the
     # source is the inspectorate's own report or news release (tracker.models.Source.label).
-    Column("quote_label", "Quoted as", importable=False),
-    Column("quote", "Quotation"),
-    Column("source_title", "Source"),
-    Column("source_kind", "Source kind"),
-    Column("source_location", "Source location"),
-    Column("themes", "Themes"),
+    Column("quote_label", "Quoted as", importable=False, width=24),
+    Column("quote", "Quotation", width=60),
+    Column("source_title", "Source", width=30),
+    Column("source_kind", "Source kind", width=20),
+    Column("source_location", "Source location", width=20),
+    Column("themes", "Themes", width=30),
     Column("owner", "Owner username"),
-    Column("owner_name", "Owner", importable=False),
-    Column("status", "Status", importable=False),
-    Column("rag", "RAG", importable=False),
-    Column("target_date", "Target date"),
-    Column("review_interval_days", "Review interval (days)"),
-    Column("next_review_due", "Next review due", importable=False),
-    Column("outcome_measure", "Outcome measure"),
-    Column("link", "Link", importable=False),
+    Column("owner_name", "Owner", importable=False, width=22),
+    Column("status", "Status", importable=False, width=18),
+    Column("rag", "RAG", importable=False, width=10),
+    Column("target_date", "Target date", width=16),
+    Column("review_interval_days", "Review interval (days)", width=12),
+    Column("next_review_due", "Next review due", importable=False, width=16),
+    Column("latest_update_at", "Latest update on", importable=False, width=16),
+    Column("latest_update", "Latest update", importable=False, width=60),
+    Column("outcome_measure", "Outcome measure", width=50),
+    Column("link", "Link", importable=False, width=40),
 )
+DATE_FORMAT = "d mmmm yyyy"  # dates in words in Excel too ("15 January 2025"), still real dates
 
 
 def neutralise(value: object) -> object:
@@ -67,9 +73,18 @@ def neutralise(value: object) -> object:
 
 
 def export_queryset(queryset: QuerySet[Recommendation]) -> QuerySet[Recommendation]:
-    """Everything a row needs, in a fixed number of queries whatever the number of rows."""
-    return queryset.select_related("finding__inspection", "owner").prefetch_related(
-        Prefetch("finding__themes", queryset=Theme.objects.order_by("slug")), quotations_prefetch("finding__")
+    """Everything a row needs, its latest progress update included, in a fixed number of queries
+    whatever the number of rows."""
+    latest = ProgressUpdate.objects.filter(recommendation=OuterRef("pk")).order_by("-created_at", "-pk")
+    return (
+        queryset.select_related("finding__inspection", "owner")
+        .prefetch_related(
+            Prefetch("finding__themes", queryset=Theme.objects.order_by("slug")), quotations_prefetch("finding__")
+        )
+        .annotate(
+            latest_update_at=Subquery(latest.values("created_at")[:1]),
+            latest_update_text=Subquery(latest.values("narrative")[:1]),
+        )
     )
 
 
@@ -100,6 +115,9 @@ def _row(rec: Recommendation) -> dict[str, object]:
         "target_date": rec.target_date,
         "review_interval_days": rec.review_interval_days,
         "next_review_due": rec.next_review_due,
+        # A date, not a time: Excel has no time zones, and a board reads the day.
+        "latest_update_at": timezone.localtime(rec.latest_update_at).date() if rec.latest_update_at else None,
+        "latest_update": rec.latest_update_text or "",
         "outcome_measure": rec.outcome_measure,
         "link": f"{settings.SITE_URL}{rec.get_absolute_url()}",
     }
@@ -147,18 +165,41 @@ def write_xlsx(data: Iterable[list[object]], target, on_row: Callable[[int], Non
     """Write the workbook to ``target`` (a path or a binary file); returns the number of rows.
 
     Write-only mode keeps rows out of memory; ``on_row`` is told the count after each row (progress).
+    The header row is bold and frozen, every column has a readable width and a filter, and dates are
+    written in words. Widths and the frozen row must be set before the first row is written (write-only
+    mode writes the sheet's head first); the filter's range, written at the end, once the rows are known.
     """
     from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.styles import Font
+    from openpyxl.utils import get_column_letter
 
     workbook = Workbook(write_only=True)
     sheet = workbook.create_sheet("Recommendations")
     sheet.freeze_panes = "A2"
-    sheet.append([column.header for column in COLUMNS])
+    for number, column in enumerate(COLUMNS, start=1):
+        sheet.column_dimensions[get_column_letter(number)].width = column.width
+    bold = Font(bold=True)
+    header = []
+    for column in COLUMNS:
+        cell = WriteOnlyCell(sheet, value=column.header)
+        cell.font = bold
+        header.append(cell)
+    sheet.append(header)
+
+    def cell(value: object) -> object:
+        if isinstance(value, dt.date):
+            dated = WriteOnlyCell(sheet, value=value)
+            dated.number_format = DATE_FORMAT
+            return dated
+        return value
+
     count = 0
     for count, row in enumerate(data, start=1):
-        sheet.append(row)
+        sheet.append([cell(value) for value in row])
         if on_row is not None:
             on_row(count)
+    sheet.auto_filter.ref = f"A1:{get_column_letter(len(COLUMNS))}{count + 1}"
     workbook.save(target)
     return count
 

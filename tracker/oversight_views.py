@@ -13,6 +13,7 @@ import datetime as dt
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
+from django.db.models import F
 from django.http import (
     FileResponse,
     Http404,
@@ -61,8 +62,8 @@ def dashboard_page(request: HttpRequest) -> HttpResponse:
 class SinceForm(forms.Form):
     since = GovUKDateField(
         error_name="The date",
-        label="Show owner and target-date changes since",
-        help_text="For example, the date of the last board meeting: 31 3 2026",
+        label="Show what changed since",
+        help_text=f"For example, the date of the last board meeting: 31 3 2026. Leave it blank for the last {boardpack.DEFAULT_SINCE_DAYS} days.",
         required=False,
     )
 
@@ -87,6 +88,22 @@ def _pack(request: HttpRequest, pk: int) -> tuple[boardpack.BoardPack, SinceForm
 def board_pack(request: HttpRequest, pk: int) -> HttpResponse:
     pack, form = _pack(request, pk)
     return render(request, "tracker/oversight/board_pack.html", {"pack": pack, "form": form})
+
+
+@staff_page
+@require_http_methods(["GET", "HEAD"])
+def board_pack_latest(request: HttpRequest) -> HttpResponse:
+    """The navigation's "Board pack": the pack of the most recently published tracked inspection."""
+    _require_oversight(request)
+    latest = (
+        permissions.visible_inspections(request.user)
+        .filter(tracked=True, findings__recommendation__isnull=False)
+        .order_by(F("published").desc(nulls_last=True), "-pk")
+        .first()
+    )
+    if latest is None:
+        raise Http404("No inspection has recommendations yet, so there is no board pack.")
+    return redirect("tracker:board-pack", pk=latest.pk)
 
 
 @staff_page

@@ -12,6 +12,7 @@ urlpatterns = [
     path("recommendations/export.csv", oversight_views.export_csv, name="export-csv"),
     path("recommendations/export.xlsx", oversight_views.export_xlsx, name="export-xlsx"),
     path("dashboard/", oversight_views.dashboard_page, name="dashboard"),
+    path("board-pack/", oversight_views.board_pack_latest, name="board-pack-latest"),
     path("inspections/<int:pk>/board-pack/", oversight_views.board_pack, name="board-pack"),
     path("inspections/<int:pk>/board-pack.pdf", oversight_views.board_pack_pdf, name="board-pack-pdf"),
     path("exports/<uuid:pk>/", oversight_views.export_job, name="export-job"),

@@ -48,17 +48,22 @@ def test_dashboard_and_board_pack_in_chromium(page: Page, live_server, cleveland
     snap(page, "oversight-02-board-pack")
     assert serious_axe_violations(page) == []
 
-    since = page.get_by_role("group", name="Show owner and target-date changes since")
+    since = page.get_by_role("group", name="Show what changed since")
     since.get_by_label("Day").fill("30")
     since.get_by_label("Month").fill("2")
     since.get_by_label("Year").fill("2026")
-    page.get_by_role("button", name="Show changes since this date").click()
+    page.get_by_role("button", name="Show what changed since this date").click()
     expect(page.get_by_text("The date must be a real date").first).to_be_visible()
-    since = page.get_by_role("group", name="Show owner and target-date changes since")
+    since = page.get_by_role("group", name="Show what changed since")
     for part in ("Day", "Month", "Year"):
         since.get_by_label(part).fill("")
-    page.get_by_role("button", name="Show changes since this date").click()
+    page.get_by_role("button", name="Show what changed since this date").click()
     expect(page.get_by_role("heading", name="Recommendations (19)")).to_be_visible()
+    expect(page.get_by_role("heading", name="Executive summary")).to_be_visible()
+
+    page.goto(f"{base}/calendar/")
+    page.get_by_role("link", name="Board pack", exact=True).click()  # the navigation: the latest inspection's
+    expect(page.get_by_role("heading", name=cleveland.title, level=1)).to_be_visible()
 
     page.goto(f"{base}/calendar/")
     page.get_by_role("button", name="Make a calendar link").click()

@@ -12,6 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 from openpyxl import load_workbook
+from openpyxl.utils import get_column_letter
 
 from tests.factories import InspectionFactory, RecommendationFactory, ThemeFactory
 from tests.oversight.conftest import content, fetch
@@ -167,3 +168,42 @@ def test_the_csv_is_written_in_pieces_that_join_into_exactly_the_whole_file():
     assert lines[0].startswith("Inspection slug,")
     assert lines[1:8] == [f"row {n},=SUM(A1),,2027-03-31" for n in range(7)]
     assert list(exports.csv_chunks([])) == [("\ufeff" + ",".join(c.header for c in exports.COLUMNS) + "\r\n").encode()]
+
+
+def test_the_excel_file_is_ready_to_read_frozen_header_filter_widths_dates_in_words(client, cleveland, rita):
+    client.force_login(rita)
+    workbook = load_workbook(io.BytesIO(content(fetch(client, reverse("tracker:export-xlsx")))))
+    sheet = workbook.worksheets[0]
+
+    assert sheet.freeze_panes == "A2"  # the header row stays in view
+    last = get_column_letter(len(exports.COLUMNS))
+    assert sheet.auto_filter.ref == f"A1:{last}15"  # a filter on every column, over the 14 rows
+    assert all(cell.font.b for cell in sheet[1])
+    widths = {
+        column.header: sheet.column_dimensions[get_column_letter(n)].width
+        for n, column in enumerate(exports.COLUMNS, 1)
+    }
+    assert widths["Title"] == 50 and widths["Reference"] == 11 and widths["Latest update"] == 60
+    assert all(width >= 10 for width in widths.values())
+    due = next(
+        cell for cell in sheet[2] if cell.column == 1 + [c.key for c in exports.COLUMNS].index("next_review_due")
+    )
+    assert due.is_date and due.number_format == "d mmmm yyyy"
+
+
+def test_each_row_carries_its_latest_progress_update(client, cleveland, rita, lead, olly, time_machine):
+    recs = {r.reference: r for r in Recommendation.objects.filter(finding__inspection=cleveland).with_related()}
+    workflow.assign_owner(recs["CC1"], by=lead, owner=olly)
+    time_machine.move_to(dt.datetime(2026, 3, 2, 10, 0, tzinfo=dt.UTC))
+    workflow.post_update(recs["CC1"], by=olly, narrative="Audit planned.")
+    time_machine.move_to(dt.datetime(2026, 3, 16, 23, 30, tzinfo=dt.UTC))  # still 16 March in London (GMT)
+    workflow.post_update(recs["CC1"], by=olly, narrative="=Audit done in all three districts.")
+    client.force_login(rita)
+
+    rows, _ = read_xlsx(fetch(client, reverse("tracker:export-xlsx")))
+    by_reference = {row["Reference"]: row for row in rows}
+    assert by_reference["CC1"]["Latest update"] == "'=Audit done in all three districts."  # neutralised too
+    assert by_reference["CC1"]["Latest update on"].date() == dt.date(2026, 3, 16)
+    assert (by_reference["CC2"]["Latest update"], by_reference["CC2"]["Latest update on"]) == (None, None)
+    csv_rows = {row["Reference"]: row for row in read_csv(client.get(reverse("tracker:export-csv")))}
+    assert csv_rows["CC1"]["Latest update on"] == "2026-03-16"

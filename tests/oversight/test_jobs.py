@@ -287,3 +287,26 @@ def _group(role):
     from django.contrib.auth.models import Group
 
     return [Group.objects.get_or_create(name=role)[0]]
+
+
+def test_the_worker_writes_the_formatted_workbook_in_write_only_mode(cleveland, rita, monkeypatch):
+    import io
+
+    from openpyxl import Workbook, load_workbook
+
+    modes = []
+
+    def workbook(*args, **kwargs):
+        modes.append(kwargs.get("write_only"))
+        return Workbook(*args, **kwargs)
+
+    monkeypatch.setattr("openpyxl.Workbook", workbook)
+    job = jobs.start_xlsx(rita, _query("status=not_started"))
+    assert jobs.run(str(job.pk)) == "ready"
+
+    assert modes == [True]  # rows streamed to the file, never held as a whole sheet
+    job.refresh_from_db()
+    with job.file.open("rb") as made:
+        sheet = load_workbook(io.BytesIO(made.read())).worksheets[0]
+    assert (sheet.freeze_panes, sheet.auto_filter.ref) == ("A2", f"A1:X{job.total + 1}")
+    assert sheet["V1"].value == "Latest update"
