@@ -507,6 +507,7 @@ class BulkForm(StaffForm):
     )
 
     def __init__(self, *args, organisation_id: int | None, offered: set[str], **kwargs) -> None:
+        kwargs.setdefault("auto_id", "bulk_%s")  # the filters beside it have fields of the same names
         super().__init__(*args, **kwargs)
         self.fields["owner"].queryset = permissions.eligible_owners(organisation_id)
         for name in ("owner", "target_date", "rag", "review_interval_days"):
@@ -554,6 +555,10 @@ class BulkForm(StaffForm):
 
 
 class SaveFilterForm(StaffForm):
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("auto_id", "save_%s")
+        super().__init__(*args, **kwargs)
+
     name = forms.CharField(
         label="Name this filter",
         max_length=SavedFilter._meta.get_field("name").max_length,
