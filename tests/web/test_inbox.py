@@ -207,3 +207,20 @@ def test_the_inbox_groups_are_the_filter_choices(client, rita):
     refused = client.get(reverse("tracker:recommendations") + "?group=nonsense").content.decode()
     assert "Choose from: " in refused and "0 recommendations" in refused
     assert set(inbox.GROUPS) == {key for key, _label in inbox.GROUP_CHOICES}
+
+
+def test_the_api_lists_a_group_with_the_same_rule(inspection, lead, olly, rita):
+    from rest_framework.test import APIClient
+
+    unowned = make(inspection, owner=None)
+    make(inspection, owner=olly)
+    waiting = submitted(make(inspection, owner=olly), olly)
+    api = APIClient()
+    api.force_authenticate(lead)
+    listed = api.get("/api/recommendations/", {"group": "no_owner"}).json()["results"]
+    assert [row["id"] for row in listed] == [unowned.pk]
+    api.force_authenticate(rita)
+    assert [row["id"] for row in api.get("/api/recommendations/", {"group": "awaiting"}).json()["results"]] == [
+        waiting.pk
+    ]
+    assert api.get("/api/recommendations/", {"group": "nonsense"}).status_code == 400
