@@ -108,7 +108,8 @@ def _list_query(request: HttpRequest) -> str:
 def _list_post(request: HttpRequest, bulk_form) -> HttpResponse | None:
     """The list's own forms: bulk changes, and saving or deleting a saved filter. None: show the errors."""
     which = request.POST.get("form")
-    back = f"{reverse('tracker:recommendations')}?{_list_query(request)}"
+    query = _list_query(request)
+    back = reverse("tracker:recommendations") + (f"?{query}" if query else "")
     if which == "bulk":
         if not bulk_form.is_valid():
             return None
@@ -210,7 +211,7 @@ def recommendation_list(request: HttpRequest) -> HttpResponse:
             ),
             "save_form": staff_forms.SaveFilterForm(),
             "share_url": request.build_absolute_uri(
-                f"{reverse('tracker:recommendations')}?{query}" if query else reverse("tracker:recommendations")
+                reverse("tracker:recommendations") + (f"?{query}" if query else "")
             ),
             "query": query,
             "group": inbox.GROUPS.get(request.GET.get("group", "")),
