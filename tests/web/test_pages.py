@@ -93,7 +93,7 @@ def test_home_lists_my_recommendations_overdue_first_then_due_soon(
     html = client.get("/").content.decode()
     overdue, soon, later = (html.index(r.title) for r in (overdue_rec, soon_rec, later_rec))
     assert overdue < soon < later
-    assert html.index("Your reviews overdue") < overdue < html.index("Your reviews due soon") < soon
+    assert html.index('id="group-overdue"') < overdue < html.index('id="group-due_soon"') < soon
     assert others.title not in html
     assert overdue_rec.next_review_due.strftime("%-d %b %Y") in html
 
