@@ -86,4 +86,7 @@ CALLS = {
     Action.EDIT: lambda rec, by, spare: workflow.edit_details(
         rec, by=by, title=rec.title + " (revised)", outcome_measure=""
     ),
+    Action.SET_RAG: lambda rec, by, spare: workflow.set_rag(
+        rec, by=by, rag="amber" if rec.rag == "red" else "red", reason="Partner data late"
+    ),
 }

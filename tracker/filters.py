@@ -16,7 +16,7 @@ from django.db import models
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from tracker import permissions, search
+from tracker import inbox, permissions, search
 from tracker.models import Inspection, Rag, Recommendation, Status, Theme, User
 
 
@@ -100,6 +100,8 @@ class RecommendationFilter(StrictFilterSet):
         field_name="next_review_due", lookup_expr="gte", label="Review due on or after"
     )
     q = django_filters.CharFilter(method="filter_search", label="Search")
+    # Home's groups of work (tracker.inbox), each in full: "see all" on home links here.
+    group = django_filters.ChoiceFilter(choices=inbox.GROUP_CHOICES, method="filter_group", label="Work group")
 
     class Meta:
         model = Recommendation
@@ -114,6 +116,7 @@ class RecommendationFilter(StrictFilterSet):
             "due_before",
             "due_after",
             "q",
+            "group",
         ]
 
     def filter_overdue(self, queryset: QuerySet, name: str, value: bool | None) -> QuerySet:
@@ -138,6 +141,11 @@ class RecommendationFilter(StrictFilterSet):
                 | Q(email__iexact=word)
             )
         return queryset.filter(owner__in=people.values("pk"))
+
+    def filter_group(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        if not value or self.request is None:
+            return queryset
+        return inbox.filter_group(queryset, self.request.user, value)
 
     def filter_search(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
         """The reference exactly, or the words anywhere in the title, summary or outcome measure (any case),

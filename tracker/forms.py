@@ -15,9 +15,9 @@ from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
 from django.forms.boundfield import BoundField
 
-from tracker import permissions, uploads, workflow
+from tracker import inbox, permissions, uploads, workflow
 from tracker.filters import RecommendationFilter
-from tracker.models import Evidence, Recommendation
+from tracker.models import MAX_REVIEW_INTERVAL_DAYS, SHORT_TEXT, Evidence, Recommendation, SavedFilter
 
 RAG_CHOICES = [("", "No change"), *[(value, label) for value, label in Recommendation.Rag.choices if value]]
 
@@ -446,6 +446,135 @@ class TargetDateForm(VersionedForm):
         return data
 
 
+# What red, amber and green mean here: shown on the RAG page, the bulk form and the list's key.
+RAG_MEANINGS = {
+    "red": "Off track: the target date will be missed, or the work has stopped, and the owner cannot put it "
+    "right without help. Escalate it.",
+    "amber": "At risk: behind plan or facing a problem the owner expects to solve; the target date can still be met.",
+    "green": "On track: the work is going as planned and the target date will be met.",
+}
+RATINGS = [(value, label) for value, label in Recommendation.Rag.choices if value]
+
+
+class SetRagForm(VersionedForm):
+    rag = forms.ChoiceField(
+        label="RAG rating",
+        choices=RATINGS,
+        widget=forms.RadioSelect,
+        error_messages={"required": "Select red, amber or green"},
+    )
+    reason = forms.CharField(
+        label="Why is this the rating now?",
+        max_length=SHORT_TEXT,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        error_messages={"required": "Give a reason for the RAG rating"},
+    )
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["rag"].initial = self.recommendation.rag or None
+
+
+class BulkForm(StaffForm):
+    """Several recommendations of the list at once: each change that is filled in, to every row chosen.
+
+    The rows come as ``row`` values ``<id>:<version>`` (every row of the page, so that a change made
+    underneath is refused per row) and ``selected`` ids (the ticked ones), or ``all_on_page``.
+    """
+
+    MAX_ROWS = 200
+
+    all_on_page = forms.BooleanField(label="Every recommendation on this page", required=False)
+    owner = forms.ModelChoiceField(
+        label="Owner",
+        queryset=permissions.eligible_owners(None),
+        required=False,
+        empty_label="No change",
+        help_text="Only active owners and governance leads of your organisation.",
+        error_messages={"invalid_choice": "Choose the owner from the list"},
+    )
+    target_date = GovUKDateField(label="Target date", error_name="Target date", required=False)
+    rag = forms.ChoiceField(label="RAG rating", choices=RAG_CHOICES, required=False, widget=forms.RadioSelect)
+    review_interval_days = forms.IntegerField(
+        label="Review interval in days",
+        required=False,
+        min_value=1,
+        max_value=MAX_REVIEW_INTERVAL_DAYS,
+        help_text=f"From 1 to {MAX_REVIEW_INTERVAL_DAYS}; leave empty for no change.",
+        error_messages={
+            "invalid": "Enter the review interval as a whole number of days",
+            "min_value": f"The review interval must be from 1 to {MAX_REVIEW_INTERVAL_DAYS} days",
+            "max_value": f"The review interval must be from 1 to {MAX_REVIEW_INTERVAL_DAYS} days",
+        },
+    )
+    reason = forms.CharField(
+        label="Reason",
+        required=False,
+        max_length=SHORT_TEXT,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="One reason for every row. Needed for a target date or a RAG rating.",
+    )
+
+    def __init__(self, *args, organisation_id: int | None, offered: set[str], **kwargs) -> None:
+        kwargs.setdefault("auto_id", "bulk_%s")  # the filters beside it have fields of the same names
+        super().__init__(*args, **kwargs)
+        self.fields["owner"].queryset = permissions.eligible_owners(organisation_id)
+        for name in ("owner", "target_date", "rag", "review_interval_days"):
+            if name not in offered:
+                del self.fields[name]
+        self.rows: dict[int, int] = {}
+        self.fields["rag"].help_text = "Red, amber and green are defined beside the list." if "rag" in offered else ""
+
+    def _ids(self) -> tuple[dict[int, int], list[int]]:
+        rows: dict[int, int] = {}
+        for value in self.data.getlist("row"):
+            pk, _, version = str(value).partition(":")
+            if not (pk.isdigit() and version.isdigit() and len(pk) < 19 and len(version) < 10):
+                raise ValidationError("The list was not sent as it was shown. Reload the page and try again.")
+            rows[int(pk)] = int(version)
+        selected = []
+        for value in self.data.getlist("selected"):
+            if not (str(value).isdigit() and int(value) in rows):
+                raise ValidationError("The list was not sent as it was shown. Reload the page and try again.")
+            selected.append(int(value))
+        return rows, selected
+
+    def clean(self) -> dict:
+        data = super().clean()
+        try:
+            rows, selected = self._ids()
+        except ValidationError as exc:
+            self.add_error(None, exc)
+            return data
+        chosen = list(rows) if data.get("all_on_page") else selected
+        if not chosen:
+            self.add_error(None, "Select the recommendations to change, or choose every recommendation on this page")
+        elif len(chosen) > self.MAX_ROWS:
+            self.add_error(None, f"Change at most {self.MAX_ROWS} recommendations at once")
+        self.rows = {pk: rows[pk] for pk in chosen}
+        changes = [data.get(name) for name in ("owner", "target_date", "rag", "review_interval_days")]
+        if not any(change not in (None, "") for change in changes) and not self.errors:
+            self.add_error(
+                None, "Choose at least one change: an owner, a target date, a RAG rating or a review interval"
+            )
+        needs_reason = data.get("target_date") or data.get("rag")
+        if needs_reason and not (data.get("reason") or "").strip() and "reason" not in self.errors:
+            self.add_error("reason", "Give one reason for the new target date or RAG rating")
+        return data
+
+
+class SaveFilterForm(StaffForm):
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("auto_id", "save_%s")
+        super().__init__(*args, **kwargs)
+
+    name = forms.CharField(
+        label="Name this filter",
+        max_length=SavedFilter._meta.get_field("name").max_length,
+        error_messages={"required": "Give the filter a name"},
+    )
+
+
 # Each ends in the id, so that the order is total and a cursor (tracker.keyset) names one place in it;
 # all but reference, target date and owner are read straight from an index (Recommendation.Meta.indexes).
 SORTS = {
@@ -470,9 +599,15 @@ SORT_LABELS = {
 }
 
 
-def staff_filter(data, queryset, request) -> RecommendationFilter:
-    """The shared FilterSet, with widgets that read well as a GOV.UK form without JavaScript."""
+def staff_filter(data, queryset, request, *, own_only: bool = False) -> RecommendationFilter:
+    """The shared FilterSet, with widgets that read well as a GOV.UK form without JavaScript.
+
+    ``own_only``: an owner's list holds only their own, so there is no owner to filter by.
+    """
     filterset = RecommendationFilter(data, queryset=queryset, request=request)
+    if own_only:
+        for name in ("owner", "owner_name"):
+            filterset.filters.pop(name)
     fields = filterset.form.fields
     for name in ("status", "rag"):
         fields[name].widget = forms.CheckboxSelectMultiple(choices=fields[name].choices)
@@ -485,12 +620,14 @@ def staff_filter(data, queryset, request) -> RecommendationFilter:
     # owner_name; this list keeps "No owner" and whoever a link (?owner=<id>) already chose.
     owner_choices = [("", "Any"), ("null", "No owner")]
     chosen = (data or {}).get("owner", "")
-    if chosen.isascii() and chosen.isdigit() and len(chosen) < 19:
+    if not own_only and chosen.isascii() and chosen.isdigit() and len(chosen) < 19:
         person = fields["owner"].queryset.filter(pk=chosen).first()
         if person is not None:
             owner_choices.append((str(person.pk), str(person)))
-    fields["owner"].widget = forms.Select(choices=owner_choices)
-    fields["owner_name"].help_text = "Part of a name, or a username or email address."
+    if not own_only:
+        fields["owner"].widget = forms.Select(choices=owner_choices)
+        fields["owner_name"].help_text = "Part of a name, or a username or email address."
+    fields["group"].widget = forms.Select(choices=[("", "Any"), *inbox.GROUP_CHOICES])
     for name in ("due_before", "due_after"):
         fields[name].widget = forms.DateInput(attrs={"type": "date"})
     fields["q"].help_text = "A reference such as CC1, or words from the title, summary or outcome measure."

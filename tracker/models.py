@@ -96,7 +96,9 @@ class User(AbstractUser):
         related_name="escalates_for",
         help_text="Who hears about this person's reviews once they are badly overdue.",
     )
-    history = HistoricalRecords(excluded_fields=["password", "last_login"])
+    # When they last opened home: a viewer's home says what changed since (tracker.inbox).
+    home_seen_at = models.DateTimeField(null=True, blank=True, editable=False)
+    history = HistoricalRecords(excluded_fields=["password", "last_login", "home_seen_at"])
 
     class Meta:
         ordering = ["last_name", "first_name", "username"]
@@ -986,3 +988,24 @@ class ImportJob(models.Model):
     @property
     def finished(self) -> bool:
         return self.state in (self.State.DONE, self.State.FAILED)
+
+
+class SavedFilter(models.Model):
+    """A person's own named filter of the recommendation list: the list's query string, nothing more.
+
+    Private to its owner (every read is ``user=request.user``); the organisation is kept so that a
+    person who moves organisation does not carry filters naming the old one's inspections.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="saved_filters")
+    organisation = models.ForeignKey(Organisation, on_delete=models.CASCADE, related_name="+")
+    name = models.CharField(max_length=80)
+    query = models.CharField(max_length=2000, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name", "pk"]
+        constraints = [models.UniqueConstraint(fields=["user", "name"], name="savedfilter_name_unique_per_user")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.user})"

@@ -39,6 +39,7 @@ class Action(StrEnum):
     CHANGE_REVIEW_INTERVAL = "change_review_interval"
     SUPERSEDE = "supersede"
     EDIT = "edit"  # the wording of the recommendation and its outcome measure
+    SET_RAG = "set_rag"  # the RAG rating, with a reason, on its own (no progress update needed)
 
 
 class NotPermitted(PermissionDenied):
@@ -59,6 +60,7 @@ _MESSAGES = {
     Action.CHANGE_REVIEW_INTERVAL: "Only a governance lead can change review intervals.",
     Action.SUPERSEDE: "Only a governance lead can supersede a recommendation.",
     Action.EDIT: "Only a governance lead can change a recommendation's title or outcome measure.",
+    Action.SET_RAG: "Only the owner or a governance lead can set the RAG rating of this recommendation.",
 }
 assert set(_MESSAGES) == set(Action)
 
@@ -100,7 +102,7 @@ def role_allows(user: User, action: Action, recommendation: Recommendation) -> b
     owns = recommendation.owner_id == user.pk and has_role(user, Role.OWNER, Role.GOVERNANCE_LEAD)
     if action == Action.VIEW:
         return sees_whole_organisation(user) or recommendation.owner_id == user.pk
-    if action in (Action.UPDATE, Action.ADD_EVIDENCE, Action.SUBMIT):
+    if action in (Action.UPDATE, Action.ADD_EVIDENCE, Action.SUBMIT, Action.SET_RAG):
         return lead or owns
     if action in _ASSURANCE:
         return lead or has_role(user, Role.REVIEWER)

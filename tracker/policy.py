@@ -359,6 +359,7 @@ _STATE_RULES = {
     Action.CHANGE_REVIEW_INTERVAL: lambda rec, facts: _not_open(rec, "its review interval can be changed"),
     Action.SUPERSEDE: lambda rec, facts: _not_open(rec, "it can be superseded"),
     Action.EDIT: lambda rec, facts: _not_open(rec, "its wording can be changed"),
+    Action.SET_RAG: lambda rec, facts: _not_open(rec, "its RAG rating can be set"),
 }
 assert set(_STATE_RULES) == set(Action), "every action needs a state rule"
 

@@ -30,6 +30,7 @@ urlpatterns = [
     path("recommendations/<int:pk>/reopen/", views.reopen, name="reopen"),
     path("recommendations/<int:pk>/owner/", views.reassign, name="reassign"),
     path("recommendations/<int:pk>/target-date/", views.change_target_date, name="target-date"),
+    path("recommendations/<int:pk>/rag/", views.set_rag, name="rag"),
     path("evidence/<int:pk>/download/", views.evidence_download, name="evidence-download"),
 ]
 

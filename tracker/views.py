@@ -23,15 +23,13 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
-from tracker import deadlines, keyset, permissions, policy, sources, workflow
+from tracker import bulk, deadlines, inbox, keyset, permissions, policy, sources, workflow
 from tracker import forms as staff_forms
-from tracker.models import AccessLog, Evidence, Finding, Recommendation, RecommendationEvent
+from tracker.models import AccessLog, Evidence, Finding, Recommendation, RecommendationEvent, SavedFilter
 from tracker.permissions import Action
 from tracker.policy import Decision
 
 PAGE_SIZE = 50
-# My recommendations: overdue and due-soon reviews are listed in full, the later and finished ones by pages.
-HOME_PAGE_SIZE = 25
 
 
 def staff_page(view: Callable) -> Callable:
@@ -78,48 +76,84 @@ def _page(queryset, ordering, cursor: str | None, size: int, **options) -> keyse
 
 @staff_page
 def home(request: HttpRequest) -> HttpResponse:
-    """What you own: overdue and due-soon reviews in full, the later and finished ones a page at a time."""
-    today = timezone.localdate()
-    mine = permissions.visible_recommendations(request.user).filter(owner=request.user)
-    overdue, due_soon = Recommendation.overdue_q(today), Recommendation.due_soon_q(today)
-    rules = {
-        "overdue": overdue,
-        "due_soon": due_soon,
-        "later": Recommendation.open_q() & ~overdue & ~due_soon,
-        "finished": ~Recommendation.open_q(),
-    }
-    counts = mine.aggregate(**{name: Count("pk", filter=rule) for name, rule in rules.items()})
-    order = staff_forms.SORTS["due"]
-    groups: dict[str, list[Recommendation]] = {}
-    pages: dict[str, keyset.Page] = {}
-    for name, rule in rules.items():
-        rows = mine.with_related().filter(rule)
-        if name in ("overdue", "due_soon"):
-            groups[name] = list(rows.order_by(*order))
+    """A task inbox: each of the person's groups of work with its count, its first rows and a link to all."""
+    visible = permissions.visible_recommendations(request.user)
+    sections = inbox.inbox(request.user, visible)
+    context = {"sections": sections, "today": timezone.localdate(), "rows_shown": inbox.INBOX_ROWS}
+    returned = next((g for _title, groups in sections for g in groups if g.group.key == "returned"), None)
+    context["returned"] = returned
+    if inbox.shows_summary(request.user):
+        context["figures"] = inbox.summary(visible)
+        context["changes"] = inbox.changes_since(request.user, visible)
+    return render(request, "tracker/home.html", context)
+
+
+# The list's bulk changes, each offered when the policy allows it on at least one row of the page.
+BULK_ACTIONS = {
+    "owner": Action.REASSIGN,
+    "target_date": Action.CHANGE_TARGET_DATE,
+    "rag": Action.SET_RAG,
+    "review_interval_days": Action.CHANGE_REVIEW_INTERVAL,
+}
+
+
+def _list_query(request: HttpRequest) -> str:
+    """This list's filters as a query string, without the page it is on: what is saved and shared."""
+    query = request.GET.copy()
+    for name in ("cursor", "page"):
+        query.pop(name, None)
+    return query.urlencode()
+
+
+def _list_post(request: HttpRequest, bulk_form) -> HttpResponse | None:
+    """The list's own forms: bulk changes, and saving or deleting a saved filter. None: show the errors."""
+    which = request.POST.get("form")
+    query = _list_query(request)
+    back = reverse("tracker:recommendations") + (f"?{query}" if query else "")
+    if which == "bulk":
+        if not bulk_form.is_valid():
+            return None
+        data = bulk_form.cleaned_data
+        result = bulk.apply(
+            request.user,
+            bulk_form.rows,
+            owner=data.get("owner"),
+            target_date=data.get("target_date"),
+            rag=data.get("rag") or "",
+            review_interval_days=data.get("review_interval_days"),
+            reason=data.get("reason") or "",
+        )
+        (messages.warning if result.refused else messages.success)(request, result.message())
+        return redirect(back)
+    if which == "save-filter":
+        form = staff_forms.SaveFilterForm(request.POST)
+        if form.is_valid():
+            SavedFilter.objects.update_or_create(
+                user=request.user,
+                name=form.cleaned_data["name"].strip(),
+                defaults={"organisation_id": request.user.organisation_id, "query": _list_query(request)},
+            )
+            messages.success(request, f"Saved this filter as \u201c{form.cleaned_data['name'].strip()}\u201d.")
         else:
-            # One person's rows, in the order of the (organisation, owner, next review, id) index.
-            pages[name] = _page(rows, order, request.GET.get(name), HOME_PAGE_SIZE, two_steps=False)
-            groups[name] = pages[name].rows
-    return render(
-        request,
-        "tracker/home.html",
-        {
-            "groups": groups,
-            "links": {name: _links(request, page, name, f"#{name}") for name, page in pages.items()},
-            "counts": counts,
-            "count": sum(counts.values()),
-            "today": today,
-            "sees_all": permissions.sees_whole_organisation(request.user),
-        },
-    )
+            messages.warning(request, "Give the filter a name of at most 80 characters; nothing was saved.")
+        return redirect(back)
+    if which == "delete-filter":
+        pk = request.POST.get("saved", "")
+        # Only the person's own: anybody else's id deletes nothing.
+        deleted, _ = SavedFilter.objects.filter(user=request.user, pk=pk if pk.isdigit() else None).delete()
+        if deleted:
+            messages.success(request, "The saved filter has been deleted.")
+        return redirect(back)
+    return redirect(back)
 
 
 @staff_page
+@require_http_methods(["GET", "HEAD", "POST"])
 def recommendation_list(request: HttpRequest) -> HttpResponse:
-    if not permissions.sees_whole_organisation(request.user):
-        raise permissions.NotPermitted("Only reviewers, governance leads and viewers see all recommendations.")
+    """All the recommendations a person may see, filtered; an owner's are only their own."""
+    sees_all = permissions.sees_whole_organisation(request.user)
     visible = permissions.visible_recommendations(request.user).with_related()
-    filterset = staff_forms.staff_filter(request.GET or None, visible, request)
+    filterset = staff_forms.staff_filter(request.GET or None, visible, request, own_only=not sees_all)
     if filterset.is_bound and not filterset.is_valid():
         # Never silently "everything": the error summary says which filter to fix, and nothing is listed.
         results = visible.none()
@@ -129,6 +163,22 @@ def recommendation_list(request: HttpRequest) -> HttpResponse:
     if sort not in staff_forms.SORTS:
         sort = "due"
     page = _page(results, staff_forms.SORTS[sort], request.GET.get("cursor"), PAGE_SIZE)
+    # What may be done in bulk to this page's rows: the policy, row by row (no query: these rules read the row).
+    offered, selectable = set(), set()
+    for rec in page.rows:
+        allowed = {name for name, action in BULK_ACTIONS.items() if policy.decide(request.user, rec, action)}
+        offered |= allowed
+        if allowed:
+            selectable.add(rec.pk)
+    bulk_form = staff_forms.BulkForm(
+        request.POST if request.POST.get("form") == "bulk" else None,
+        organisation_id=request.user.organisation_id,
+        offered=offered or set(BULK_ACTIONS),
+    )
+    if request.method == "POST":
+        response = _list_post(request, bulk_form)
+        if response is not None:
+            return response
     # Every count in one grouped query over the filtered rows (the overdue ones are all open).
     overdue = Recommendation.overdue_q(timezone.localdate())
     by_status = {
@@ -136,6 +186,8 @@ def recommendation_list(request: HttpRequest) -> HttpResponse:
         for row in results.order_by().values("status").annotate(n=Count("pk"), overdue=Count("pk", filter=overdue))
     }
     counts = [(label, by_status.get(value, {}).get("n", 0)) for value, label in Recommendation.Status.choices]
+    query = _list_query(request)
+    selected = {int(v) for v in request.POST.getlist("selected") if v.isdigit()} if bulk_form.is_bound else set()
     return render(
         request,
         "tracker/recommendation_list.html",
@@ -149,6 +201,21 @@ def recommendation_list(request: HttpRequest) -> HttpResponse:
             "sort": sort,
             "sorts": staff_forms.SORT_LABELS,
             "today": timezone.localdate(),
+            "sees_all": sees_all,
+            "bulk": bulk_form if offered else None,
+            "selectable": selectable,
+            "selected": selected,
+            "rag_meanings": staff_forms.RAG_MEANINGS,
+            "saved_filters": SavedFilter.objects.filter(
+                user=request.user, organisation_id=request.user.organisation_id
+            ),
+            "save_form": staff_forms.SaveFilterForm(),
+            "share_url": request.build_absolute_uri(
+                reverse("tracker:recommendations") + (f"?{query}" if query else "")
+            ),
+            "query": query,
+            "group": inbox.GROUPS.get(request.GET.get("group", "")),
+            "form": bulk_form if bulk_form.is_bound else None,  # the page title says "Error:" when it has errors
         },
     )
 
@@ -204,6 +271,7 @@ ACTION_LINKS = (
     ActionLink(Action.REOPEN, "tracker:reopen", "Reopen"),
     ActionLink(Action.REASSIGN, "tracker:reassign", "Change owner"),
     ActionLink(Action.CHANGE_TARGET_DATE, "tracker:target-date", "Change target date"),
+    ActionLink(Action.SET_RAG, "tracker:rag", "Set RAG rating"),
 )
 _DECISION_FOR = {Action.CLOSE: "close", Action.RETURN: "reject"}
 # Evidence verdicts are given from each pending item's own "Review" link, not from this list.
@@ -463,6 +531,7 @@ class Step:
     # More for the page and its "not now" refusal alike (the checklist of what the action needs).
     context: Callable[[HttpRequest, Recommendation], dict] | None = None
     fields_template: str = ""  # the form's fields laid out by hand, instead of one after another
+    template: str = "tracker/action.html"
 
 
 def _require(request: HttpRequest, rec: Recommendation, actions: tuple[Action, ...]) -> dict[Action, Decision]:
@@ -531,7 +600,14 @@ def _workflow_page(request: HttpRequest, pk: int, step: Step, **form_kwargs) -> 
     context = {"recommendation": rec, "form": form, "step": step, **_summary(rec)}
     if step.context:
         context.update(step.context(request, rec))
-    return render(request, "tracker/action.html", context)
+    context["rag_meanings"] = staff_forms.RAG_MEANINGS
+    return render(request, step.template, context)
+
+
+def _set_rag(request, rec, form) -> str:
+    data = form.cleaned_data
+    workflow.set_rag(rec, by=request.user, rag=data["rag"], reason=data["reason"], expected_version=data["version"])
+    return f"The RAG rating is now {rec.get_rag_display().lower()}."
 
 
 def _post_update(request, rec, form) -> str:
@@ -652,6 +728,16 @@ TARGET_DATE = Step(
     _change_target_date,
 )
 
+SET_RAG = Step(
+    (Action.SET_RAG,),
+    staff_forms.SetRagForm,
+    "Set RAG rating",
+    "Set RAG rating",
+    _set_rag,
+    intro="The rating says how delivery stands; it does not change the status. The reason is kept on the timeline.",
+    template="tracker/set_rag.html",
+)
+
 
 def _may_submit_with_update(user, rec: Recommendation) -> bool:
     """The update page's "also submit for assurance": the submit rule as it will stand once this update
@@ -701,6 +787,11 @@ def reassign(request: HttpRequest, pk: int) -> HttpResponse:
 @staff_page
 def change_target_date(request: HttpRequest, pk: int) -> HttpResponse:
     return _workflow_page(request, pk, TARGET_DATE)
+
+
+@staff_page
+def set_rag(request: HttpRequest, pk: int) -> HttpResponse:
+    return _workflow_page(request, pk, SET_RAG)
 
 
 @staff_page

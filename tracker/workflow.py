@@ -41,6 +41,8 @@ if TYPE_CHECKING:
 
 Status = Recommendation.Status
 Event = RecommendationEvent.Action
+# What set_rag accepts: a rating, never "not rated" (a rating once given is changed, not taken away).
+RAG_RATINGS = tuple(value for value in Recommendation.Rag.values if value)
 
 
 def _locked(recommendation: Recommendation) -> Recommendation:
@@ -153,6 +155,7 @@ def post_update(
         created.append(update)
         _event(rec, Event.UPDATE, by, reason=narrative[:200])
         if rag and rag != rec.rag:
+            policy.require(by, Action.SET_RAG, rec)  # a RAG given with an update follows the RAG rule too
             _event(rec, Event.RAG_CHANGED, by, rec.get_rag_display(), Recommendation.Rag(rag).label)
             rec.rag = rag
             fields.append("rag")
@@ -360,6 +363,24 @@ def assign_owner(
         _save(rec, by, "Owner changed", ["owner"])
 
     return _apply(recommendation, by, Action.REASSIGN, expected_version, change)
+
+
+def set_rag(
+    recommendation: Recommendation, *, by: User, rag: str, reason: str, expected_version: int | None = None
+) -> Recommendation:
+    """The RAG rating on its own, with the reason why: no progress update needed, and never the status."""
+    if rag not in RAG_RATINGS:
+        raise InvalidInput("Choose a RAG rating: red, amber or green.")
+    reason = _need_reason(reason, "the RAG rating")
+
+    def change(rec: Recommendation) -> None:
+        if rec.rag == rag:
+            return
+        _event(rec, Event.RAG_CHANGED, by, rec.get_rag_display(), Recommendation.Rag(rag).label, reason)
+        rec.rag = rag
+        _save(rec, by, "RAG rating set", ["rag"])
+
+    return _apply(recommendation, by, Action.SET_RAG, expected_version, change)
 
 
 def _check_interval(days: object) -> None:

@@ -117,7 +117,7 @@ def test_a_recommendation_says_what_the_caller_may_do_now_and_why_not(plan, clie
     rec = plan["overdue"]  # not started, no evidence
 
     mine = client_for(olly).get(f"/api/recommendations/{rec.pk}/").json()
-    assert mine["allowed_actions"] == ["add_evidence", "update", "view"]
+    assert mine["allowed_actions"] == ["add_evidence", "set_rag", "update", "view"]
     assert mine["blocked_actions"] == {
         "submit": "Only a recommendation in progress can be submitted for assurance; this one is not started."
     }

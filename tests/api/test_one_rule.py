@@ -56,6 +56,11 @@ def _call(api, action: Action, rec: Recommendation, spare, replacement):
             base + "supersede/", {"replacement": replacement.pk, "reason": "Merged", **version}, format="json"
         ),
         Action.EDIT: lambda: api.patch(base, {"title": rec.title + " (revised)", **version}, format="json"),
+        Action.SET_RAG: lambda: api.post(
+            base + "set-rag/",
+            {"rag": "amber" if rec.rag == "red" else "red", "reason": "Late", **version},
+            format="json",
+        ),
     }
     return requests[action]()
 

@@ -7,7 +7,7 @@ from tracker import permissions
 from tracker.permissions import Action, Role
 
 ALL = set(Action)
-OWNER_ACTIONS = {Action.VIEW, Action.UPDATE, Action.ADD_EVIDENCE, Action.SUBMIT}
+OWNER_ACTIONS = {Action.VIEW, Action.UPDATE, Action.ADD_EVIDENCE, Action.SUBMIT, Action.SET_RAG}
 ASSURANCE = {Action.VIEW, Action.REVIEW_EVIDENCE, Action.CLOSE, Action.RETURN}
 
 

@@ -35,7 +35,7 @@ def test_pages_run_under_the_policy_without_a_single_violation(page: Page, live_
     page.get_by_label("Username").fill("lead")
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", name="My recommendations")).to_be_visible()
+    expect(page.get_by_role("heading", level=1, name="Your inbox")).to_be_visible()
 
     for path in [
         reverse("tracker:home"),

@@ -61,6 +61,7 @@ from tracker.models import (
     Recommendation,
     RecommendationEvent,
     Reminder,
+    SavedFilter,
     Source,
     Theme,
     User,
@@ -563,6 +564,34 @@ def test_bulk_actions_of_b_cannot_reach_a(world, db, role):
                 problems.append(f"{action} on {url}: {response.status_code}")
 
     assert not problems, "\n".join(problems)
+    assert snapshot(world) == before
+
+
+@pytest.mark.parametrize("role", ["lead", "owner", "viewer"])
+def test_the_lists_bulk_changes_and_saved_filters_of_b_cannot_reach_a(world, db, role):
+    """The list's own forms (bulk changes, saved filters) take ids in the body: A's ids change nothing."""
+    rec = world.a["recommendation"]
+    saved = SavedFilter.objects.create(
+        user=world.people["a-lead"], organisation=world.a["organisation"], name=MARKER, query="rag=red"
+    )
+    client = _client(world, role)
+    before = snapshot(world)
+    url = reverse("tracker:recommendations")
+    data = {
+        "form": "bulk",
+        "row": [f"{rec.pk}:{rec.version}"],
+        "selected": [rec.pk],
+        "rag": "red",
+        "reason": "hacked",
+        "owner": world.people["owner"].pk,
+        "review_interval_days": 30,
+    }
+    bulk = client.post(url, data, follow=True)
+    deleted = client.post(url, {"form": "delete-filter", "saved": saved.pk}, follow=True)
+    listed = client.get(url)
+    for response in (bulk, deleted, listed):
+        assert response.status_code < 500 and MARKER not in _text(response)
+    assert SavedFilter.objects.filter(pk=saved.pk).exists()
     assert snapshot(world) == before
 
 

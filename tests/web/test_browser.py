@@ -58,7 +58,7 @@ def test_owner_updates_uploads_and_submits_then_reviewer_closes(
     sign_in(page, base, "olly")
     first_row_link = page.locator("table").first.locator("tbody tr").first.get_by_role("link")
     expect(first_row_link).to_have_text(re.compile(r"^CC1: "))
-    expect(page.locator("caption").first).to_contain_text("Review overdue")
+    expect(page.locator("caption").first).to_contain_text("Your reviews overdue")
     check_page(page, "02-my-recommendations")
 
     first_row_link.click()
@@ -121,9 +121,11 @@ def test_owner_updates_uploads_and_submits_then_reviewer_closes(
     expect(page.locator(".govuk-notification-banner--success")).to_contain_text("accepted and closed")
     sign_out(page)
 
-    # The owner sees it closed, with its history.
+    # The owner sees it closed, with its history: no longer a task on home, but in the list of their own.
     sign_in(page, base, "olly")
-    closed = page.locator("table", has=page.locator("caption", has_text="Closed or superseded"))
+    expect(page.locator("#group-overdue")).not_to_contain_text("CC1: ")
+    page.get_by_role("link", name="All your recommendations, closed ones included").click()
+    closed = page.locator("table tbody tr", has_text="Closed")
     expect(closed.get_by_role("link")).to_have_text(re.compile("^CC1: "))
     check_page(page, "12-my-recommendations-after-closure")
     closed.get_by_role("link").click()

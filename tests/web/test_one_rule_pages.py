@@ -35,6 +35,7 @@ PAGE_ACTIONS = {
     Action.REOPEN,
     Action.REASSIGN,
     Action.CHANGE_TARGET_DATE,
+    Action.SET_RAG,
 }
 STATES = [
     "not started",
@@ -90,6 +91,7 @@ def _offered(html: str, rec: Recommendation) -> set[Action]:
         "reopen/": Action.REOPEN,
         "owner/": Action.REASSIGN,
         "target-date/": Action.CHANGE_TARGET_DATE,
+        "rag/": Action.SET_RAG,
     }
     offered = set()
     for href in re.findall(r'href="([^"]+)"', html):
@@ -136,6 +138,7 @@ def _page_urls(rec: Recommendation) -> dict[str, tuple[Action, ...]]:
         reverse("tracker:reopen", args=[rec.pk]): (Action.REOPEN,),
         reverse("tracker:reassign", args=[rec.pk]): (Action.REASSIGN,),
         reverse("tracker:target-date", args=[rec.pk]): (Action.CHANGE_TARGET_DATE,),
+        reverse("tracker:rag", args=[rec.pk]): (Action.SET_RAG,),
     }
     pending = rec.evidence.filter(verdict=Evidence.Verdict.PENDING).first()
     if pending:

@@ -93,7 +93,7 @@ def test_home_lists_my_recommendations_overdue_first_then_due_soon(
     html = client.get("/").content.decode()
     overdue, soon, later = (html.index(r.title) for r in (overdue_rec, soon_rec, later_rec))
     assert overdue < soon < later
-    assert html.index("Review overdue") < overdue < html.index("Review due soon") < soon
+    assert html.index('id="group-overdue"') < overdue < html.index('id="group-due_soon"') < soon
     assert others.title not in html
     assert overdue_rec.next_review_due.strftime("%-d %b %Y") in html
 
@@ -158,11 +158,17 @@ def _rows(html: str) -> list[str]:
     return re.findall(r'href="(/recommendations/\d+/)"', html)
 
 
-def test_owners_cannot_open_the_all_recommendations_page(client, olly):
+def test_owners_open_the_list_with_only_their_own_recommendations(client, olly, overdue_rec, otto):
+    theirs = RecommendationFactory(finding__inspection=overdue_rec.finding.inspection, owner=otto)
     client.force_login(olly)
-    response = client.get(reverse("tracker:recommendations"))
-    assert response.status_code == 403
-    assert b"Only reviewers, governance leads and viewers" in response.content
+    html = client.get(reverse("tracker:recommendations")).content.decode()
+    assert '<h1 class="govuk-heading-l">Your recommendations' in html
+    assert overdue_rec.get_absolute_url() in html and theirs.get_absolute_url() not in html
+    # Nobody else's name is a choice: an owner's list has no owner filter.
+    assert 'name="owner"' not in html and 'name="owner_name"' not in html
+    # A shared link that names another owner lists nothing of theirs, and does not show their name.
+    named = client.get(reverse("tracker:recommendations") + f"?owner={otto.pk}").content.decode()
+    assert theirs.get_absolute_url() not in named and str(otto) not in named
 
 
 def test_inspection_page_shows_judgements_and_findings_grouped_by_kind(client, rita, inspection, overdue_rec):

@@ -423,6 +423,11 @@ class ReviewIntervalSerializer(ReasonSerializer):
     review_interval_days = serializers.IntegerField(min_value=1, max_value=MAX_REVIEW_INTERVAL_DAYS)
 
 
+class SetRagSerializer(VersionSerializer):
+    rag = serializers.ChoiceField(choices=["red", "amber", "green"], help_text="The new RAG rating.")
+    reason = serializers.CharField(max_length=REASON_MAX, help_text="Why this is the rating now.")
+
+
 class SupersedeSerializer(ReasonSerializer):
     replacement = VisibleRecommendationField(help_text="The recommendation that replaces this one.")
 

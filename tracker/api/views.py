@@ -165,6 +165,7 @@ class RecommendationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Tr
         "remove_target_date": Action.CHANGE_TARGET_DATE,
         "assign_owner": Action.REASSIGN,
         "change_review_interval": Action.CHANGE_REVIEW_INTERVAL,
+        "set_rag": Action.SET_RAG,
     }
 
     def get_object(self) -> Recommendation:
@@ -301,6 +302,21 @@ class RecommendationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Tr
                 days=data["review_interval_days"],
                 reason=data["reason"],
                 expected_version=data["version"],
+            )
+        )
+
+    @_recommendation_action(
+        "set-rag",
+        serializers.SetRagSerializer,
+        "Set the RAG rating, with a reason (owner or governance lead)",
+        "Red, amber or green, recorded on the timeline with the reason. Never changes the status; no progress "
+        "update is needed.",
+    )
+    def set_rag(self, request: Request, pk: str) -> Response:
+        rec, data = self.get_object(), self.body(serializers.SetRagSerializer)
+        return self.respond(
+            workflow.set_rag(
+                rec, by=request.user, rag=data["rag"], reason=data["reason"], expected_version=data["version"]
             )
         )
 
