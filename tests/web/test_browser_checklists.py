@@ -55,6 +55,10 @@ def test_the_checklist_leads_an_owner_to_outcome_evidence_and_a_reviewer_to_each
     expect(_row(page, "awaiting_assurance")).to_contain_text("A cause of concern needs evidence of an outcome")
     expect(_row(page, "four_eyes")).to_contain_text("When closing")
     check_page(page, "50-recommendation-closing-checklist")
+    page.set_viewport_size({"width": 375, "height": 800})  # on a phone: nothing wider than the screen
+    snap(page, "50a-phone-closing-checklist")
+    assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
+    page.set_viewport_size({"width": 1280, "height": 800})
 
     # The submit page, refused, names what is missing and links to fix it.
     page.goto(f"{base}/recommendations/{rec.pk}/submit/")
