@@ -7,15 +7,25 @@ fetching of anything outside the document (so a crafted link cannot make the ser
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from django.db.models import Count, OuterRef, Q, Subquery
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from tracker import permissions
-from tracker.models import Evidence, Inspection, ProgressUpdate, Rag, Recommendation, RecommendationEvent, Status
+from tracker import deadlines, permissions
+from tracker.models import (
+    Evidence,
+    Finding,
+    Inspection,
+    ProgressUpdate,
+    Rag,
+    Recommendation,
+    RecommendationEvent,
+    Status,
+)
+from tracker.sources import quotations_prefetch
 
 if TYPE_CHECKING:
     from tracker.models import User
@@ -39,6 +49,9 @@ class BoardPack:
     recommendations: list[Recommendation]
     changes: list[RecommendationEvent]
     awaiting: list[Recommendation]
+    # What to sustain (never tracked) and the clocks that follow publication, each with its status today.
+    strengths: list[Finding] = field(default_factory=list)
+    deadlines: list[tuple[deadlines.Deadline, str]] = field(default_factory=list)
 
 
 def default_since(today: dt.date | None = None) -> dt.date:
@@ -89,6 +102,12 @@ def build(user: User, inspection: Inspection, *, since: dt.date, today: dt.date 
         recommendations=recommendations,
         changes=changes,
         awaiting=[rec for rec in recommendations if rec.status == Status.AWAITING_ASSURANCE],
+        strengths=list(
+            inspection.findings.filter(kind=Finding.Kind.STRENGTH)
+            .prefetch_related(quotations_prefetch())
+            .order_by("reference")
+        ),
+        deadlines=[(d, d.status(today)) for d in deadlines.for_inspection(inspection)],
     )
 
 
