@@ -130,6 +130,7 @@ def test_pages_api_and_exports_label_each_quotation_by_its_source(client, org):
     assert finding["quote_label"] == "The inspectorate's words"
     assert [q["label"] for q in finding["quotations"]] == [
         "The inspectorate's words",
+        "The inspectorate's words",
         "As reported by The Northern Echo",
     ]
     assert finding["quotations"][0]["source"]["kind"] == "inspectorate_report"
