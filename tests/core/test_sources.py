@@ -179,3 +179,16 @@ def test_an_import_refuses_a_strength_which_is_shown_not_tracked(org, lead):
     with pytest.raises(imports.ImportFailed) as refused:
         imports.import_recommendations(csv_bytes([good_row(Kind="Strength")]), by=lead)
     assert "row 2, column Kind: a strength is shown, not tracked" in str(refused.value)
+
+
+def test_an_older_export_with_inspectorates_words_imports_as_a_summary_unless_the_kind_is_given(org, lead, olly):
+    from tests.oversight.test_imports import HEADERS, csv_bytes, good_row
+    from tracker import imports
+
+    old_headers = [("Inspectorate's words" if h == "Quotation" else h) for h in HEADERS if h != "Source kind"]
+    row = [value for header, value in zip(HEADERS, good_row(), strict=True) if header != "Source kind"]
+    imports.import_recommendations(csv_bytes([row], header=old_headers), by=lead)
+
+    quotation = Quotation.objects.get(finding__inspection__slug="acme-police-2026-ncpi")
+    assert (quotation.text, quotation.label) == ("children were not found quickly", "Summary")
+    assert quotation.source.kind == Source.Kind.THIRD_PARTY_SUMMARY
