@@ -161,7 +161,7 @@ def prepare(total: int) -> tuple[str, int]:
         )
         findings = Finding.objects.bulk_create((
             Finding(inspection=inspection, reference=f"B{n}", kind="concern", title=f"Bench finding {n}",
-                    summary="Summary", quote="Quote", source_title="Bench")
+                    summary="Summary")
             for n in range(missing)
         ), batch_size=2000)  # fmt: skip
         today = timezone.localdate()

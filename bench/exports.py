@@ -59,7 +59,7 @@ def grow_to(total: int, organisation: Organisation, owner: User) -> None:
     have = Recommendation.objects.count()
     findings = Finding.objects.bulk_create((
         Finding(inspection=inspection, reference=f"B{n}", kind="concern", title=f"Bench finding {n}",
-                summary="Summary of what the inspectorate found " * 4, quote="Quote", source_title="Bench")
+                summary="Summary of what the inspectorate found " * 4)
         for n in range(have, total)
     ), batch_size=2000)  # fmt: skip
     extra = {"organisation": organisation} if any(f.name == "organisation" for f in Recommendation._meta.fields) else {}

@@ -94,8 +94,6 @@ def build(n: int, seed: int = 1) -> dict:
                 kind="concern",
                 title=f"Finding {i} on {rng.choice(['missing children', 'supervision', 'referrals'])}",
                 summary="The force does not consistently respond to risk.",
-                quote="-",
-                source_title="Bench",
             )
             for i in range(n)
         ),

@@ -176,9 +176,7 @@ def build(n: int, owners: int, today: dt.date, seed: int = 1) -> None:
     )
     findings = Finding.objects.bulk_create(
         [
-            Finding(
-                inspection=inspection, reference=f"F{i}", kind="concern", title=f"Finding {i}", summary="-", quote="-"
-            )
+            Finding(inspection=inspection, reference=f"F{i}", kind="concern", title=f"Finding {i}", summary="-")
             for i in range(n)
         ],
         batch_size=2000,

@@ -20,8 +20,18 @@ from django.db.models import Count, OuterRef, Q, Subquery
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from tracker import permissions
-from tracker.models import Evidence, Inspection, ProgressUpdate, Rag, Recommendation, RecommendationEvent, Status
+from tracker import deadlines, permissions
+from tracker.models import (
+    Evidence,
+    Finding,
+    Inspection,
+    ProgressUpdate,
+    Rag,
+    Recommendation,
+    RecommendationEvent,
+    Status,
+)
+from tracker.sources import quotations_prefetch
 
 if TYPE_CHECKING:
     from tracker.models import User
@@ -110,6 +120,9 @@ class BoardPack:
     reds: list[Recommendation] = field(default_factory=list)
     overdue_list: list[Recommendation] = field(default_factory=list)
     slipped: list[Slip] = field(default_factory=list)
+    # What to sustain (never tracked) and the clocks that follow publication, each with its status today.
+    strengths: list[Finding] = field(default_factory=list)
+    deadlines: list[tuple[deadlines.Deadline, str]] = field(default_factory=list)
 
     @property
     def period(self) -> str:
@@ -202,6 +215,12 @@ def build(user: User, inspection: Inspection, *, since: dt.date, today: dt.date 
         reds=[rec for rec in open_recs if rec.rag == Rag.RED],
         overdue_list=overdue_list,
         slipped=_slipped(open_recs, scope, today),
+        strengths=list(
+            inspection.findings.filter(kind=Finding.Kind.STRENGTH)
+            .prefetch_related(quotations_prefetch())
+            .order_by("reference")
+        ),
+        deadlines=[(d, d.status(today)) for d in deadlines.for_inspection(inspection)],
     )
 
 

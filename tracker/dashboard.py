@@ -21,7 +21,7 @@ from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from tracker import health, permissions
+from tracker import deadlines, health, permissions
 from tracker.models import Evidence, Finding, Inspection, Rag, Recommendation, RecommendationEvent, Status, Theme
 
 if TYPE_CHECKING:
@@ -31,6 +31,7 @@ LIST_LIMIT = 20
 THEME_LIMIT = 5  # open recommendations (and earlier inspections) shown per theme; the rest are a link away
 THEME_SCAN_LIMIT = 2000  # how far down the most overdue to look for them (a rare theme may show fewer)
 WEEKS = 12
+DEADLINE_DAYS = 90  # inspection deadlines (PCC response, action plan, revisit) shown this far ahead
 Event = RecommendationEvent.Action
 
 # GOV.UK Frontend colours. Every bar also has a dark outline and its number written beside it,
@@ -230,6 +231,8 @@ class Dashboard:
     progress_chart: ProgressChart | None = None
     theme_chart: BarChart | None = None
     sweep_stale: bool = False  # no reminder sweep in over a day: reminders may not be going out
+    # (inspection, label, date, days left) of the deadlines within DEADLINE_DAYS (tracker.deadlines).
+    deadlines: list[tuple[Inspection, str, dt.date, int]] = field(default_factory=list)
     theme_limit: int = THEME_LIMIT
 
 
@@ -461,6 +464,11 @@ def build(user: User, *, inspection: Inspection | None = None, today: dt.date | 
         weeks=weeks,
         themes=themes,
         sweep_stale=health.sweep_is_stale(),
+        deadlines=[
+            (item, label, date, (date - today).days)
+            for item, label, date in deadlines.upcoming(user.organisation_id, DEADLINE_DAYS, today=today)
+            if inspection is None or item.pk == inspection.pk
+        ],
     )
     board.status_chart = bar_chart(
         "status", "Recommendations by status", [(label, n, STATUS_COLOURS[value]) for value, label, n in by_status]

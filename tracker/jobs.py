@@ -35,8 +35,10 @@ from tracker.models import (
     Judgement,
     Organisation,
     ProgressUpdate,
+    Quotation,
     Recommendation,
     RecommendationEvent,
+    Source,
     Theme,
 )
 from tracker.storage import ExportStorage
@@ -51,7 +53,18 @@ Kind = ExportJob.Kind
 PROGRESS_EVERY = 1000  # rows between progress writes
 # Models whose edits (through the workflow, the admin or an import) can change what a file shows. Each
 # has a field history with an indexed date, so "the latest edit" is one index lookup per model.
-EDITED = (Recommendation, Finding, Inspection, Judgement, Theme, ProgressUpdate, Evidence, Organisation)
+EDITED = (
+    Recommendation,
+    Finding,
+    Quotation,
+    Source,
+    Inspection,
+    Judgement,
+    Theme,
+    ProgressUpdate,
+    Evidence,
+    Organisation,
+)
 
 
 class InvalidFilter(ValueError):

@@ -130,6 +130,7 @@ def test_pages_api_and_exports_label_each_quotation_by_its_source(client, org):
     assert finding["quote_label"] == "The inspectorate's words"
     assert [q["label"] for q in finding["quotations"]] == [
         "The inspectorate's words",
+        "The inspectorate's words",
         "As reported by The Northern Echo",
     ]
     assert finding["quotations"][0]["source"]["kind"] == "inspectorate_report"
@@ -141,3 +142,53 @@ def test_pages_api_and_exports_label_each_quotation_by_its_source(client, org):
     assert by_reference["CC2"]["Source kind"] == "Inspectorate report"
     assert by_reference["OBS8"]["Quoted as"] == "As reported in the news"
     assert "Inspectorate's words" not in rows[0]
+
+
+NEW_FORMAT = """\
+organisation: {slug: test-force, name: Test Force, kind: police_force}
+inspection: {slug: test-2025, inspectorate: hmicfrs, programme: P, title: T}
+sources:
+  - {key: report, kind: inspectorate_report, title: The report, publisher: HMICFRS}
+themes: {missing-children: Missing children}
+findings:
+  - reference: CC1
+    kind: cause_of_concern
+    title: Respond to missing children
+    summary: Slow.
+    quotes:
+      - {source: report, text: children were not found quickly, location: page 4}
+      - {source: paper, text: slow, location: paragraph 2}
+    themes: [missing-children]
+"""
+
+
+def test_a_quotation_citing_an_undeclared_source_is_refused_with_its_place(tmp_path, db):
+    path = tmp_path / "new.yaml"
+    path.write_text(NEW_FORMAT, encoding="utf-8")
+    with pytest.raises(SeedError, match=r"new\.yaml:13 finding CC1, field 'source': unknown source 'paper'"):
+        seed([path])
+    path.write_text(NEW_FORMAT.replace("      - {source: paper, text: slow, location: paragraph 2}\n", ""))
+    seed([path])
+    assert Quotation.objects.get().label == INSPECTORATE_WORDS  # no excerpt declared: nothing to check against
+
+
+def test_an_import_refuses_a_strength_which_is_shown_not_tracked(org, lead):
+    from tests.oversight.test_imports import csv_bytes, good_row
+    from tracker import imports
+
+    with pytest.raises(imports.ImportFailed) as refused:
+        imports.import_recommendations(csv_bytes([good_row(Kind="Strength")]), by=lead)
+    assert "row 2, column Kind: a strength is shown, not tracked" in str(refused.value)
+
+
+def test_an_older_export_with_inspectorates_words_imports_as_a_summary_unless_the_kind_is_given(org, lead, olly):
+    from tests.oversight.test_imports import HEADERS, csv_bytes, good_row
+    from tracker import imports
+
+    old_headers = [("Inspectorate's words" if h == "Quotation" else h) for h in HEADERS if h != "Source kind"]
+    row = [value for header, value in zip(HEADERS, good_row(), strict=True) if header != "Source kind"]
+    imports.import_recommendations(csv_bytes([row], header=old_headers), by=lead)
+
+    quotation = Quotation.objects.get(finding__inspection__slug="acme-police-2026-ncpi")
+    assert (quotation.text, quotation.label) == ("children were not found quickly", "Summary")
+    assert quotation.source.kind == Source.Kind.THIRD_PARTY_SUMMARY
