@@ -58,7 +58,7 @@ class NotificationSettingsForm(forms.Form):
 
     def clean(self) -> dict:
         cleaned = super().clean()
-        for kind, delivery in cleaned.items():
+        for kind, delivery in list(cleaned.items()):  # add_error takes refused choices out
             problem = notifications.refusal(self.user, kind, delivery)
             if problem:
                 self.add_error(kind, problem)
