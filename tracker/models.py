@@ -676,6 +676,7 @@ class NotificationPreference(models.Model):
     kind = models.CharField(max_length=32, choices=Kind.choices)
     delivery = models.CharField(max_length=16, choices=Delivery.choices)
     updated_at = models.DateTimeField(auto_now=True)
+    history = HistoricalRecords()
 
     class Meta:
         ordering = ["user", "kind"]

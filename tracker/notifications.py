@@ -220,4 +220,10 @@ def set_preferences(user: User, choices: Mapping[str, str]) -> None:
             raise InvalidInput(problem)
     with transaction.atomic():
         for kind, delivery in choices.items():
-            NotificationPreference.objects.update_or_create(user=user, kind=kind, defaults={"delivery": delivery})
+            pref = NotificationPreference.objects.filter(user=user, kind=kind).first()
+            if pref is not None and pref.delivery == delivery:
+                continue
+            pref = pref or NotificationPreference(user=user, kind=kind)
+            pref.delivery = delivery
+            pref._history_user = user
+            pref.save()
