@@ -10,12 +10,13 @@ import datetime as dt
 
 import pytest
 import time_machine
+from django.core import mail
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from tests.factories import OrganisationFactory, RecommendationFactory, UserFactory
 from tests.reminders.conftest import london
-from tracker import emails, notifications, reminders, workflow
+from tracker import emails, notifications, reminders, tasks, workflow
 from tracker.errors import InvalidInput
 from tracker.models import NotificationPreference, Recommendation, Reminder
 from tracker.permissions import Role
@@ -267,3 +268,42 @@ def test_people_choose_only_among_the_kinds_they_receive(org, olly, rita):
     with pytest.raises(InvalidInput, match="within minutes or in the daily digest"):
         notifications.set_preferences(rita, {Kind.AWAITING_ASSURANCE: Delivery.OFF})
     assert not NotificationPreference.objects.exists()
+
+
+def test_the_every_minute_tick_sends_what_is_due_within_minutes_and_leaves_the_held(transactional_db, org, rec, lead):
+    olly = UserFactory(username="olly", organisation=org, roles=[Role.OWNER])
+    otto = UserFactory(username="otto", organisation=org, roles=[Role.OWNER])
+    other = RecommendationFactory(finding__inspection__organisation=org)
+    later = RecommendationFactory(finding__inspection__organisation=org)
+    notifications.set_preferences(olly, {Kind.OWNERSHIP: Delivery.IMMEDIATE})
+    workflow.assign_owner(rec, by=lead, owner=olly)
+    workflow.assign_owner(other, by=lead, owner=olly)
+    workflow.assign_owner(later, by=lead, owner=otto)  # otto: the default, the daily digest
+
+    result = tasks.deliver_due_reminders()
+
+    assert result["digests_sent"] == 1
+    assert [m.to for m in mail.outbox] == [[olly.email]]
+    assert "2 updates on your work" in mail.outbox[0].body  # both of olly's, in one email
+    assert Reminder.objects.get(recipient=otto).state == State.HELD
+    assert tasks.deliver_due_reminders()["digests_sent"] == 0
+
+
+def test_news_that_is_no_longer_true_at_delivery_is_cancelled_not_sent(transactional_db, org, rec, lead, rita, olly):
+    notifications.set_preferences(olly, {Kind.OWNERSHIP: Delivery.DAILY})
+    workflow.assign_owner(rec, by=lead, owner=olly)
+    workflow.add_evidence(rec, by=olly, kind="note", category="output", description="N", note="...")
+    workflow.submit_for_assurance(rec, by=olly)
+    workflow.reject(rec, by=rita, reason=SECRET_REASON)  # decided before rita's notice went out ...
+    workflow.assign_owner(rec, by=lead, owner=lead)  # ... and olly's "now yours" is no longer true
+
+    reminders.plan()  # the morning sweep releases the held ones
+    reminders.deliver()
+
+    states = dict(Reminder.objects.values_list("stage", "state"))
+    assert states == {
+        Stage.ASSIGNED: State.CANCELLED,
+        Stage.SUBMITTED: State.CANCELLED,
+        Stage.RETURNED: State.CANCELLED,  # olly no longer owns it
+        Stage.UNASSIGNED: State.SENT,
+    }
