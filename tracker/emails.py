@@ -1,7 +1,9 @@
 """Every email the tracker sends. Each one is a subject, a plain-text template and an HTML template.
 
 Emails leave the building, so they carry references, titles, stages, dates and links only: never a
-finding's summary or quote, an update's narrative, evidence, or anything about a child.
+finding's summary or quote, an update's narrative, evidence, or anything about a child. Notifications
+of workflow steps carry even less: what kind of step happened and a link, never a title, a reference
+or a reason (the reason is on the page, behind sign-in).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
+from django.urls import reverse
 
 from tracker.models import Reminder, User
 
@@ -54,6 +57,49 @@ class DigestItem:
         )
 
 
+# What each notification says. Deliberately the same words whatever the recommendation: no case details.
+NOTICE_TEXT = {
+    Reminder.Stage.ASSIGNED: "You are now the owner of a recommendation.",
+    Reminder.Stage.UNASSIGNED: "A recommendation you owned has been given to someone else, or to nobody.",
+    Reminder.Stage.SUBMITTED: "A recommendation has been submitted for assurance and awaits a reviewer's decision.",
+    Reminder.Stage.EVIDENCE_ACCEPTED: "A reviewer made a decision on evidence for a recommendation you own: accepted.",
+    Reminder.Stage.EVIDENCE_REJECTED: (
+        "A reviewer made a decision on evidence for a recommendation you own: rejected. The reason is on its page."
+    ),
+    Reminder.Stage.CLOSED: "A reviewer made an assurance decision on a recommendation you own: accepted and closed.",
+    Reminder.Stage.RETURNED: (
+        "A reviewer made an assurance decision on a recommendation you own: returned to you. The reason is on its page."
+    ),
+    Reminder.Stage.REOPENED: "A recommendation you own has been reopened. The reason is on its page.",
+    Reminder.Stage.TARGET_MOVED: "A recommendation's target date has been moved or removed. The reason is on its page.",
+}
+# Work waiting on the reader first.
+_NOTICE_ORDER = {stage: n for n, stage in enumerate(NOTICE_TEXT)}
+for _first in (Reminder.Stage.EVIDENCE_REJECTED, Reminder.Stage.RETURNED, Reminder.Stage.SUBMITTED):
+    _NOTICE_ORDER[_first] = -1
+
+
+@dataclass(frozen=True)
+class Notice:
+    """One notification of a workflow step. Only a fixed sentence and a link: no room for case details."""
+
+    stage: str
+    stage_label: str
+    text: str
+    url: str
+    at: dt.datetime
+
+    @classmethod
+    def from_reminder(cls, reminder: Reminder) -> Notice:
+        return cls(
+            stage=reminder.stage,
+            stage_label=Reminder.Stage(reminder.stage).label,
+            text=NOTICE_TEXT[reminder.stage],
+            url=absolute_url(reminder.recommendation.get_absolute_url()),
+            at=reminder.created_at,
+        )
+
+
 def absolute_url(path: str) -> str:
     return f"{settings.SITE_URL}{path}"
 
@@ -77,9 +123,13 @@ def _message(
     return message
 
 
-def review_digest(recipient: User, items: Sequence[DigestItem]) -> EmailMultiAlternatives:
-    """One email listing every review that needs this person's attention today."""
+def review_digest(
+    recipient: User, items: Sequence[DigestItem], notices: Sequence[Notice] = ()
+) -> EmailMultiAlternatives:
+    """One email listing every review that needs this person's attention today, and the workflow steps
+    they have not yet been told of."""
     items = sorted(items, key=lambda item: (_STAGE_ORDER.get(item.stage, 9), item.review_due, item.reference))
+    notices = sorted(notices, key=lambda notice: (_NOTICE_ORDER.get(notice.stage, 99), notice.at))
     return _message(
         "review_digest",
         {
@@ -87,7 +137,10 @@ def review_digest(recipient: User, items: Sequence[DigestItem]) -> EmailMultiAlt
             "name": recipient.first_name or recipient.get_username(),
             "items": items,
             "count": len(items),
+            "notices": notices,
+            "notice_count": len(notices),
             "home_url": absolute_url("/"),
+            "settings_url": absolute_url(reverse("tracker:notification-settings")),
         },
         to=[recipient.email],
     )

@@ -743,10 +743,25 @@ class ReminderStage(models.TextChoices):
     OVERDUE = "overdue", "Overdue"
     ESCALATION = "escalation", "Escalation"
     UNOWNED = "unowned", "No owner"
+    # Notifications of workflow steps (tracker.notifications): each row points at the event that caused it.
+    ASSIGNED = "assigned", "Owner assigned to you"
+    UNASSIGNED = "unassigned", "No longer yours"
+    SUBMITTED = "submitted", "Awaiting assurance"
+    EVIDENCE_ACCEPTED = "evidence_accepted", "Evidence accepted"
+    EVIDENCE_REJECTED = "evidence_rejected", "Evidence rejected"
+    CLOSED = "closed", "Closure accepted"
+    RETURNED = "returned", "Closure rejected (returned)"
+    REOPENED = "reopened", "Reopened"
+    TARGET_MOVED = "target_moved", "Target date moved"
+
+
+# The review reminders the daily sweep plans; every other stage is a workflow notification.
+REVIEW_STAGES = (ReminderStage.DUE_SOON, ReminderStage.OVERDUE, ReminderStage.ESCALATION, ReminderStage.UNOWNED)
 
 
 class ReminderState(models.TextChoices):
     PENDING = "pending", "Pending (waiting for its next attempt)"
+    HELD = "held", "Held for the next daily digest"
     SENDING = "sending", "Sending (claimed by a worker)"
     SENT = "sent", "Sent"
     FAILED = "failed", "Failed (refused or no address; needs a person)"
@@ -755,7 +770,8 @@ class ReminderState(models.TextChoices):
 
 
 class Reminder(models.Model):
-    """The reminder ledger: one row per (recommendation, recipient, stage, review due date).
+    """The reminder ledger: one row per (recommendation, recipient, stage, review due date), or, for a
+    notification of a workflow step, one per (event, recipient, stage).
 
     The unique constraint is what makes a reminder exactly-once; delivery claims rows with a lease.
     Temporary delivery failures go back to pending with a later ``next_attempt_at`` (the wait lives
@@ -768,8 +784,12 @@ class Reminder(models.Model):
 
     recommendation = models.ForeignKey(Recommendation, on_delete=models.CASCADE, related_name="reminders")
     recipient = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="reminders")
-    stage = models.CharField(max_length=16, choices=Stage.choices)
-    review_due = models.DateField()
+    stage = models.CharField(max_length=32, choices=Stage.choices)
+    # A review reminder's review date; empty for a notification, which has its event instead.
+    review_due = models.DateField(null=True, blank=True)
+    event = models.ForeignKey(
+        RecommendationEvent, on_delete=models.CASCADE, null=True, blank=True, related_name="notifications"
+    )
     # Overdue reminders repeat weekly: the sequence number tells the repeats apart.
     occurrence = models.PositiveSmallIntegerField(default=0)
     state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
@@ -788,6 +808,15 @@ class Reminder(models.Model):
                 fields=["recommendation", "recipient", "stage", "review_due", "occurrence"],
                 name="reminder_once_per_stage_and_due_date",
             ),
+            models.UniqueConstraint(fields=["event", "recipient", "stage"], name="reminder_once_per_event"),
+            # A review reminder has a review date and no event; a notification has an event and no date.
+            models.CheckConstraint(
+                condition=(
+                    Q(stage__in=[c.value for c in REVIEW_STAGES], event__isnull=True, review_due__isnull=False)
+                    | (~Q(stage__in=[c.value for c in REVIEW_STAGES]) & Q(event__isnull=False, review_due__isnull=True))
+                ),
+                name="reminder_review_or_notification",
+            ),
             models.CheckConstraint(
                 condition=Q(stage__in=[c.value for c in ReminderStage]), name="reminder_stage_valid"
             ),
@@ -804,6 +833,52 @@ class Reminder(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_stage_display()} reminder to {self.recipient} for {self.recommendation_id}"
+
+
+class NotificationKind(models.TextChoices):
+    """What a person chooses the timing of, on the notification settings page."""
+
+    OWNERSHIP = "ownership", "Recommendations given to you or taken from you"
+    AWAITING_ASSURANCE = "awaiting_assurance", "Submissions awaiting your assurance"
+    RETURNED = "returned", "Work returned to you: evidence or a submission rejected, a recommendation reopened"
+    ACCEPTED = "accepted", "Evidence accepted and recommendations closed"
+    TARGET_MOVED = "target_moved", "Target dates moved"
+    ESCALATIONS = "escalations", "Escalations: badly overdue reviews and recommendations without an owner"
+
+
+class NotificationDelivery(models.TextChoices):
+    IMMEDIATE = "immediate", "Within minutes"
+    DAILY = "daily", "In the daily digest"
+    OFF = "off", "Off"
+
+
+class NotificationPreference(models.Model):
+    """One person's choice of timing for one kind of notification. No row: the kind's default."""
+
+    Kind = NotificationKind
+    Delivery = NotificationDelivery
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notification_prefs")
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    delivery = models.CharField(max_length=16, choices=Delivery.choices)
+    updated_at = models.DateTimeField(auto_now=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["user", "kind"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "kind"], name="notification_preference_once_per_kind"),
+            models.CheckConstraint(
+                condition=Q(kind__in=[c.value for c in NotificationKind]), name="notification_preference_kind_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(delivery__in=[c.value for c in NotificationDelivery]),
+                name="notification_preference_delivery_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user}: {self.get_kind_display()} {self.get_delivery_display().lower()}"
 
 
 class AccessLog(models.Model):

@@ -36,7 +36,7 @@ from django.db import connection, transaction
 from django.db.models import DateField, DateTimeField, F, Func, IntegerField, Q, QuerySet, Value
 from django.utils import timezone
 
-from tracker import emails
+from tracker import emails, notifications
 from tracker.models import Recommendation, Reminder, User
 from tracker.permissions import Role
 from tracker.predicates import matches, value_at
@@ -191,7 +191,8 @@ def due_selections(today: dt.date, policy: Policy | None = None) -> dict[str, Qu
 
 
 def plan(today: dt.date | None = None, policy: Policy | None = None) -> int:
-    """Insert a pending ledger row for every reminder due today that the ledger does not hold yet.
+    """Insert a pending ledger row for every reminder due today that the ledger does not hold yet, and
+    release the notifications held for the daily digest, so that they go out with it.
 
     Each selection becomes one INSERT ... SELECT ... ON CONFLICT DO NOTHING, so the number of
     queries does not grow with the number of recommendations, and a row that exists already (sent,
@@ -222,6 +223,7 @@ def plan(today: dt.date | None = None, policy: Policy | None = None) -> int:
                     params,
                 )
                 added += max(cursor.rowcount, 0)
+        notifications.release_daily(now)
     return added
 
 
@@ -350,6 +352,8 @@ def _still_due(row: Reminder, leads: set[tuple[int, int]], today: dt.date, polic
     of time (a "due soon" whose review date has passed, an overdue repeat a week old): the sweep
     plans their successor, so nothing is lost. ``leads`` comes from ``_leads_among``.
     """
+    if row.event_id is not None:  # a notification of a workflow step, not a review reminder
+        return notifications.still_wanted(row)
     rec = row.recommendation
     if row.review_due != rec.next_review_due:
         return False
@@ -518,8 +522,9 @@ def _deliver_batch(token: str, rows: list[Reminder], today: dt.date, deadline: f
             try:
                 if not recipient.email:
                     raise _Permanent("no email address")
-                items = [emails.DigestItem.from_reminder(row) for row in group]
-                message = emails.review_digest(recipient, items)
+                items = [emails.DigestItem.from_reminder(row) for row in group if row.event_id is None]
+                notices = [emails.Notice.from_reminder(row) for row in group if row.event_id is not None]
+                message = emails.review_digest(recipient, items, notices)
                 if not connection_open:
                     mail.open()  # one connection for the whole batch
                     connection_open = True
@@ -566,7 +571,11 @@ def _deliver_batch(token: str, rows: list[Reminder], today: dt.date, deadline: f
                     marked,
                 )
             report.sent.append(
-                (recipient.email, [f"{i.reference} {i.stage_label.lower()} (review due {i.review_due})" for i in items])
+                (
+                    recipient.email,
+                    [f"{i.reference} {i.stage_label.lower()} (review due {i.review_due})" for i in items]
+                    + [f"{n.stage_label.lower()} ({n.url})" for n in notices],
+                )
             )
     finally:
         if connection_open:

@@ -30,7 +30,8 @@ def run_review_sweep() -> dict[str, int]:
 
 @shared_task(name="tracker.tasks.deliver_due_reminders")
 def deliver_due_reminders() -> dict[str, int]:
-    """Deliver ledger rows whose next attempt is due (retries, expired leases, 'retry now').
+    """Deliver ledger rows whose next attempt is due: notifications chosen "within minutes" (everything
+    that came for one person since the last tick goes in one email), retries, expired leases, 'retry now'.
 
     First, if beat missed today's sweep (down at its time, or the queued sweep lost), run it here.
     """

@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from tracker import accounts, oversight_views, views
+from tracker import accounts, notification_views, oversight_views, views
 from tracker.forms import SignInForm
 
 app_name = "tracker"
@@ -20,6 +20,7 @@ urlpatterns = [
     path("imports/<uuid:pk>/", oversight_views.import_job, name="import-job"),
     path("calendar/", oversight_views.calendar_settings, name="calendar"),
     path("calendar/<str:token>.ics", oversight_views.calendar_ics, name="calendar-feed"),
+    path("settings/notifications/", notification_views.notification_settings, name="notification-settings"),
     path("inspections/<int:pk>/", views.inspection_detail, name="inspection"),
     path("recommendations/<int:pk>/", views.recommendation_detail, name="recommendation"),
     path("recommendations/<int:pk>/update/", views.post_update, name="update"),

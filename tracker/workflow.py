@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from django.db import transaction
 from django.utils import timezone
 
-from tracker import permissions, policy
+from tracker import notifications, permissions, policy
 from tracker.errors import InvalidInput, StaleRecommendation, WorkflowError
 from tracker.models import (
     MAX_REVIEW_INTERVAL_DAYS,
@@ -67,9 +67,12 @@ def _save(rec: Recommendation, by: User | None, reason: str, fields: list[str]) 
 
 
 def _event(rec: Recommendation, action: str, by: User | None, old="", new="", reason="") -> RecommendationEvent:
-    return RecommendationEvent.objects.create(
+    event = RecommendationEvent.objects.create(
         recommendation=rec, action=action, actor=by, old_value=str(old or ""), new_value=str(new or ""), reason=reason
     )
+    # The people this step concerns hear of it through the reminder ledger, committed with the change.
+    notifications.notify(event, rec, old=old, new=new)
+    return event
 
 
 def _limited(value: str, model: type, field: str, label: str) -> str:

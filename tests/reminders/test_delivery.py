@@ -108,9 +108,17 @@ def test_a_new_owner_gets_the_later_reminders_and_the_old_owner_none(sweep_at, o
 
     sent = sweep_at(london(2026, 4, 28, 7, 1))  # ... but olly no longer owns it
 
-    assert [m.to for m in sent] == [[otto.email]]
-    assert Reminder.objects.get(recipient=olly).state == State.CANCELLED
-    assert Reminder.objects.get(recipient=otto).state == State.SENT
+    # Olly hears only that it is no longer theirs; Otto gets its review and the news that it is theirs.
+    by_address = {m.to[0]: m for m in sent}
+    assert sorted(by_address) == [olly.email, otto.email]
+    assert "Due soon" not in by_address[olly.email].body
+    assert "Due soon" in by_address[otto.email].body
+    assert Reminder.objects.get(recipient=olly, event=None).state == State.CANCELLED
+    assert Reminder.objects.get(recipient=olly, stage=Stage.UNASSIGNED).state == State.SENT
+    assert set(Reminder.objects.filter(recipient=otto).values_list("stage", "state")) == {
+        (Stage.DUE_SOON, State.SENT),
+        (Stage.ASSIGNED, State.SENT),
+    }
 
 
 @pytest.mark.integration

@@ -14,10 +14,11 @@ import pytest
 
 from tests.factories import InspectionFactory, RecommendationFactory, UserFactory
 from tracker import reminders
-from tracker.models import Recommendation, Reminder
+from tracker.models import REVIEW_STAGES, Recommendation, Reminder
 from tracker.permissions import Role
 
 Stage = Reminder.Stage
+REVIEW = [stage.value for stage in REVIEW_STAGES]  # the sweep's stages; notifications are planned by the workflow
 Status = Recommendation.Status
 
 TODAY = dt.date(2026, 5, 13)
@@ -88,7 +89,7 @@ def rechecked(recs, people, today: dt.date, policy: reminders.Policy) -> set[tup
     kept = set()
     for rec, user in itertools.product(recs, people.values()):
         row = Reminder(recommendation=rec, recipient=user)  # one instance, refilled: thousands are tried
-        for stage, occurrence, late_by in itertools.product(Stage.values, [0, 1, 2], [0, 1]):
+        for stage, occurrence, late_by in itertools.product(REVIEW, [0, 1, 2], [0, 1]):
             row.stage, row.occurrence = stage, occurrence
             row.review_due = rec.next_review_due + dt.timedelta(days=late_by)  # 1: for a review since completed
             if reminders._still_due(row, leads, today, policy):
@@ -110,7 +111,7 @@ def test_the_planner_and_the_delivery_recheck_agree_on_every_combination(org, pe
     assert sorted(sql - python) == []  # planned, but the delivery would cancel it
     assert sorted(python - sql) == []  # the delivery would send it, but it is never planned
     # Not vacuous: every stage, both kinds of escalation and repeated overdue reminders occur.
-    assert {stage for _, _, stage, _, _ in sql} == set(Stage.values)
+    assert {stage for _, _, stage, _, _ in sql} == set(REVIEW)
     escalated_to = {to for _, to, stage, _, _ in sql if stage == Stage.ESCALATION}
     assert {people["contact"].pk, people["lead"].pk} <= escalated_to
     assert {occurrence for *_, occurrence in sql} >= {0, 1, 2}

@@ -55,6 +55,7 @@ from tracker.models import (
     ImportJob,
     Inspection,
     Judgement,
+    NotificationPreference,
     Organisation,
     ProgressUpdate,
     Quotation,
@@ -225,6 +226,7 @@ def _organisation(slug: str, name: str, prefix: str) -> tuple[dict, dict]:
     )
     log = AccessLog.objects.create(user=lead, action=AccessLog.Action.EXPORT, object_repr=f"{loud} export")
     calendar_feed.issue_token(owner)
+    NotificationPreference.objects.create(user=owner, kind="returned", delivery="daily")
     export = ExportJob.objects.create(
         user=lead,
         organisation=organisation,
@@ -470,6 +472,7 @@ def snapshot(world: World) -> dict:
         "updates": ProgressUpdate.objects.filter(recommendation=rec).count(),
         "events": RecommendationEvent.objects.filter(recommendation=rec).count(),
         "reminders": list(Reminder.objects.filter(recommendation=rec).values()),
+        "notification_preferences": list(NotificationPreference.objects.filter(user__organisation_id=org).values()),
         "history": sum(model.history.count() for model in (Recommendation, Finding, Inspection, User, Organisation)),
     }
 
@@ -526,6 +529,29 @@ def test_pages_of_no_object_show_nothing_of_a(world, db, role):
             problems.append(f"GET {url}: shows organisation A's data")
 
     assert not problems, "\n".join(problems)
+
+
+# Pages of no object whose form changes the signed-in person's own settings, and only theirs.
+OWN_SETTINGS = ["tracker:notification-settings"]
+
+
+@pytest.mark.parametrize("role", B_ROLES)
+def test_own_settings_pages_change_nothing_of_a(world, db, role):
+    client = _client(world, role)
+    before = snapshot(world)
+    # A valid choice for every kind, so that each of B's forms is saved: to B's person, never to A's.
+    kinds = ["returned", "ownership", "accepted", "awaiting_assurance", "target_moved"]
+    hostile = {**_hostile(world), "user": world.a["user:owner"].pk, **dict.fromkeys(kinds, "immediate")}
+    hostile["escalations"] = "daily"
+    problems = []
+
+    for name in OWN_SETTINGS:
+        response = client.post(reverse(name), hostile, follow=True)
+        if response.status_code >= 500 or MARKER in _text(response):
+            problems.append(f"POST {reverse(name)}: {response.status_code}")
+
+    assert not problems, "\n".join(problems)
+    assert snapshot(world) == before
 
 
 @pytest.mark.parametrize("role", ["lead", "reviewer", "owner", "viewer"])

@@ -80,9 +80,9 @@ class Command(BaseCommand):
             for row in rows:
                 waiting = row.attempts and row.next_attempt_at > now
                 wait = f"; next attempt after {row.next_attempt_at:%Y-%m-%d %H:%M}" if waiting else ""
+                when = f"review due {row.review_due}" if row.review_due else "notification of a workflow step"
                 self.stdout.write(
-                    f"  {row.recommendation.finding.reference} {row.get_stage_display().lower()} "
-                    f"(review due {row.review_due}{wait})"
+                    f"  {row.recommendation.finding.reference} {row.get_stage_display().lower()} ({when}{wait})"
                 )
         if not by_recipient:
             self.stdout.write("Nothing to send.")
