@@ -13,7 +13,7 @@ took 185 ms at 50,000 recommendations, so:
   is searched in a subquery of its own, so that each can use its index. Without the extension (no
   privilege to create it) the same query runs unindexed, with the same answer.
 
-Both are made by migration 0008_scale through ``install``. SQLite drops a table's triggers when a
+Both are made by migration 0012_scale through ``install``. SQLite drops a table's triggers when a
 migration remakes that table (most ``AlterField`` and some ``AddField`` operations on it): such a
 migration must call ``install`` again. ``tests/web/test_scale.py`` checks the triggers exist.
 """

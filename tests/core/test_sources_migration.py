@@ -1,4 +1,4 @@
-"""Migration 0009 turns each finding's old quote and source into a Source of its inspection and its
+"""Migration 0008 turns each finding's old quote and source into a Source of its inspection and its
 first Quotation, claiming nobody's words as the inspectorate's, and keeps no internal file path."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import pytest
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
-MIGRATION = ("tracker", "0009_sources")
+MIGRATION = ("tracker", "0008_sources")
 
 
 @pytest.mark.django_db(transaction=True)
