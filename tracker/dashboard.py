@@ -246,16 +246,31 @@ def _week_edges(today: dt.date, count: int = WEEKS) -> tuple[list[dt.date], list
 
 
 def _counts_by_inspection(scope: QuerySet[Recommendation], today: dt.date) -> dict[int, dict]:
-    """One grouped query: every count the dashboard shows, per inspection."""
-    aggregates = {"total": Count("pk")}
-    for value in Status.values:
-        aggregates[f"status_{value}"] = Count("pk", filter=Q(status=value))
-    for value in Rag.values:
-        aggregates[f"rag_{value or 'none'}"] = Count("pk", filter=Q(rag=value))
-    aggregates["overdue"] = Count("pk", filter=Recommendation.overdue_q(today))
-    aggregates["missed"] = Count("pk", filter=Recommendation.target_missed_q(today))
-    grouped = scope.order_by().values("finding__inspection_id").annotate(**aggregates)
-    return {row["finding__inspection_id"]: row for row in _recommendations_first(grouped)}
+    """One grouped query: every count the dashboard shows, per inspection.
+
+    Grouped by inspection, status and RAG (at most inspections x 5 x 4 rows), then added up here: a
+    filtered count per status and per RAG value cost a comparison per row each, more than the grouping.
+    """
+    grouped = (
+        scope.order_by()
+        .values("finding__inspection_id", "status", "rag")
+        .annotate(
+            n=Count("pk"),
+            overdue=Count("pk", filter=Recommendation.overdue_q(today)),
+            missed=Count("pk", filter=Recommendation.target_missed_q(today)),
+        )
+    )
+    zero = {"total": 0, "overdue": 0, "missed": 0}
+    zero |= {f"status_{value}": 0 for value in Status.values} | {f"rag_{value or 'none'}": 0 for value in Rag.values}
+    counts: dict[int, dict] = {}
+    for row in _recommendations_first(grouped):
+        inspection = counts.setdefault(row["finding__inspection_id"], dict(zero))
+        inspection["total"] += row["n"]
+        inspection[f"status_{row['status']}"] += row["n"]
+        inspection[f"rag_{row['rag'] or 'none'}"] += row["n"]
+        inspection["overdue"] += row["overdue"]
+        inspection["missed"] += row["missed"]
+    return counts
 
 
 def _created_before(scope: QuerySet[Recommendation], total: int, edges: list[dt.datetime]) -> list[int]:
