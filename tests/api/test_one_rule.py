@@ -11,6 +11,17 @@ from tracker import policy
 from tracker.models import Evidence, Recommendation
 from tracker.permissions import Action, Role
 
+# Issue 16's plan and outcome actions: listed in allowed_actions (checked below) but written through the
+# pages only, until the API has endpoints for plan actions and measures.
+NOT_IN_THE_API_YET = {
+    Action.MANAGE_PLAN,
+    Action.UPDATE_PLAN_ACTION,
+    Action.MANAGE_MEASURES,
+    Action.ENTER_MEASURE_DATA,
+    Action.SET_OUTCOME_GATED,
+    Action.OVERRIDE_OUTCOME_GATE,
+}
+
 
 def _call(api, action: Action, rec: Recommendation, spare, replacement):
     """The API request for ``action``, with valid input: only the rules may refuse it."""
@@ -83,10 +94,14 @@ def _check(api, user, action, name, rec, spare, replacement):
     if listed.status_code == 404:
         # Not visible to this person at all: nothing may be allowed, and every request is refused.
         assert not decision.allowed, name
+        if action in NOT_IN_THE_API_YET:
+            return
         response = _call(api, action, rec, spare, replacement)
         assert response is None or response.status_code in (400, 404), (name, response.json())
         return
     assert (str(action) in listed.json()["allowed_actions"]) == decision.allowed, (name, action)
+    if action in NOT_IN_THE_API_YET:
+        return
     response = _call(api, action, rec, spare, replacement)
     if response is None:  # no evidence to give a verdict on: nothing to ask
         assert not decision.allowed, name
