@@ -6,18 +6,14 @@ import pytest
 from django.db import transaction
 
 from tests.factories import RecommendationFactory, UserFactory
-from tests.one_rule import build_states
+from tests.one_rule import MEASURE, _measure_of, _plan_action_of, build_states, last_periods
 from tracker import policy
 from tracker.models import Evidence, Recommendation
 from tracker.permissions import Action, Role
 
-# Issue 16's plan and outcome actions: listed in allowed_actions (checked below) but written through the
-# pages only, until the API has endpoints for plan actions and measures.
+# Issue 16's outcome gating and override: listed in allowed_actions (checked below) but written through
+# the pages only, until the API has endpoints for them.
 NOT_IN_THE_API_YET = {
-    Action.MANAGE_PLAN,
-    Action.UPDATE_PLAN_ACTION,
-    Action.MANAGE_MEASURES,
-    Action.ENTER_MEASURE_DATA,
     Action.SET_OUTCOME_GATED,
     Action.OVERRIDE_OUTCOME_GATE,
 }
@@ -67,6 +63,30 @@ def _call(api, action: Action, rec: Recommendation, spare, replacement):
             base + "supersede/", {"replacement": replacement.pk, "reason": "Merged", **version}, format="json"
         ),
         Action.EDIT: lambda: api.patch(base, {"title": rec.title + " (revised)", **version}, format="json"),
+        # Issue 16: the plan and measures (tracker/api/outcomes.py).
+        Action.MANAGE_PLAN: lambda: api.post(
+            "/api/plan-actions/",
+            {"recommendation": rec.pk, "description": "Audit", "owner": spare.pk, "due_date": "2027-01-31"},
+            format="json",
+        ),
+        Action.UPDATE_PLAN_ACTION: lambda: api.post(
+            f"/api/plan-actions/{_plan_action_of(rec).pk}/status/", {"status": "done", "version": 1}, format="json"
+        ),
+        Action.MANAGE_MEASURES: lambda: api.post(
+            "/api/measures/",
+            {
+                **{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in MEASURE.items()},
+                "name": "Repeat missing episodes",
+                "recommendation": rec.pk,
+                "supplier": spare.pk,
+            },
+            format="json",
+        ),
+        Action.ENTER_MEASURE_DATA: lambda: api.post(
+            f"/api/measures/{_measure_of(rec).pk}/data/",
+            {"period": last_periods(1)[0].isoformat(), "value": "93"},
+            format="json",
+        ),
     }
     return requests[action]()
 

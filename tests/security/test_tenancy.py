@@ -114,6 +114,9 @@ API_RESOURCES = {
     "updates": ProgressUpdate,
     "evidence": Evidence,
     "reminders": Reminder,
+    "plan-actions": PlanAction,
+    "measures": OutcomeMeasure,
+    "measure-data": MeasureDataPoint,
 }
 # Admin pages that are "not found" even for A's own lead, so the control below does not expect them.
 NOT_FOUND_EVEN_AT_HOME = re.compile(
