@@ -190,3 +190,20 @@ def test_the_recommendation_page_runs_the_same_queries_at_10_and_500_actions_and
     _grow(coc, measure, olly, 490)
     assert measure.data_points.count() == 500 and coc.plan_actions.count() == 500
     assert queries() == at_10
+
+
+def test_an_action_owners_home_lists_their_actions_and_a_supplier_the_data_due(client, rec, lead, olly, otto):
+    mine = workflow.add_plan_action(
+        rec, by=lead, description="Brief the night shift", owner=otto, due_date=dt.date(2026, 1, 5)
+    )
+    workflow.add_plan_action(rec, by=lead, description="Not otto's", owner=olly, due_date=dt.date(2026, 1, 5))
+    workflow.add_measure(rec, by=lead, supplier=otto, **MEASURE)
+    client.force_login(otto)
+    html = client.get(reverse("tracker:home")).content.decode()
+    assert reverse("tracker:plan-action", args=[mine.pk]) in html and "Brief the night shift" in html
+    assert "Not otto" not in html
+    assert "Measure data due from you" in html and "Missing children found within 24 hours" in html
+    # The recommendation's owner sees all of its plan on its page, but only their own actions at home.
+    client.force_login(olly)
+    html = client.get(reverse("tracker:home")).content.decode()
+    assert "Not otto" in html and "Brief the night shift" not in html and "Measure data due" not in html
