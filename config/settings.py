@@ -338,6 +338,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Issue 16: a plan action's status is not a recommendation's; name its enum apart.
+    "ENUM_NAME_OVERRIDES": {"PlanActionStatusEnum": "tracker.models.PlanActionStatus"},
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "tracker.api.schema.forbid_unknown_request_fields",

@@ -58,6 +58,8 @@ class PlanActionSerializer(StrictModelSerializer):
     owner = EligibleOwnerField()
     owner_detail = UserSummarySerializer(source="owner", read_only=True)
     version = serializers.IntegerField(read_only=True)
+    # Blank until someone links the evidence, so not a "uri" in the schema.
+    evidence_link = serializers.CharField(read_only=True, help_text="Optional: where to see that it is done.")
 
     class Meta:
         model = PlanAction
