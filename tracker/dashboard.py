@@ -20,7 +20,7 @@ from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from tracker import health, permissions
+from tracker import health, outcomes, permissions
 from tracker.models import Evidence, Finding, Inspection, Rag, Recommendation, RecommendationEvent, Status
 
 if TYPE_CHECKING:
@@ -229,6 +229,9 @@ class Dashboard:
     progress_chart: ProgressChart | None = None
     theme_chart: BarChart | None = None
     sweep_stale: bool = False  # no reminder sweep in over a day: reminders may not be going out
+    # Issue 16: outcome measures whose latest value is not at target (open recommendations only).
+    off_track_count: int = 0
+    off_track: list = field(default_factory=list)
     theme_limit: int = THEME_LIMIT
 
 
@@ -429,6 +432,7 @@ def build(user: User, *, inspection: Inspection | None = None, today: dt.date | 
         themes=themes,
         sweep_stale=health.sweep_is_stale(),
     )
+    board.off_track_count, board.off_track = outcomes.off_track(scope, LIST_LIMIT)
     board.status_chart = bar_chart(
         "status", "Recommendations by status", [(label, n, STATUS_COLOURS[value]) for value, label, n in by_status]
     )

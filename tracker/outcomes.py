@@ -148,3 +148,30 @@ def gate_problem(rec: Recommendation, measures: list[OutcomeMeasure], overridden
     if not holding:
         return None
     return f"{why} closes only when its outcome measures are at target. Held open: {' '.join(holding)} Or {escape[3:]}"
+
+
+def off_track(recommendations, limit: int) -> tuple[int, list[OutcomeMeasure]]:
+    """Measures of open ``recommendations`` whose latest value is not at target: how many, and the first
+    ``limit`` (soonest review first). One query, whatever the number of measures and data points: the count
+    is a window over the rows before the limit."""
+    from django.db.models import Count, F, OuterRef, Q, Subquery, Window
+
+    from tracker.models import Recommendation
+
+    latest = MeasureDataPoint.objects.filter(measure=OuterRef("pk")).order_by("-period")
+    rows = (
+        OutcomeMeasure.objects.filter(recommendation__in=recommendations.filter(Recommendation.open_q()).values("pk"))
+        .annotate(
+            latest_value=Subquery(latest.values("value")[:1]), latest_period=Subquery(latest.values("period")[:1])
+        )
+        .filter(
+            Q(direction=OutcomeMeasure.Direction.HIGHER, latest_value__lt=F("target_value"))
+            | Q(direction=OutcomeMeasure.Direction.LOWER, latest_value__gt=F("target_value"))
+        )
+    )
+    first = list(
+        rows.select_related("recommendation__finding")
+        .annotate(off_track_total=Window(Count("pk")))
+        .order_by("recommendation__next_review_due", "pk")[:limit]
+    )
+    return (first[0].off_track_total if first else 0), first
