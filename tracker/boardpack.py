@@ -22,7 +22,14 @@ if TYPE_CHECKING:
 
 DEFAULT_SINCE_DAYS = 90
 Event = RecommendationEvent.Action
-CHANGE_ACTIONS = (Event.OWNER_CHANGED, Event.TARGET_DATE_CHANGED)
+CHANGE_ACTIONS = (
+    Event.OWNER_CHANGED,
+    Event.TARGET_DATE_CHANGED,
+    # Issue 16: moved plan-action dates, and outcome overrides and gating, each with its reason.
+    Event.PLAN_ACTION_DUE_DATE,
+    Event.OUTCOME_GATE_OVERRIDDEN,
+    Event.OUTCOME_GATE_CHANGED,
+)
 
 
 @dataclass

@@ -207,3 +207,15 @@ def test_an_action_owners_home_lists_their_actions_and_a_supplier_the_data_due(c
     client.force_login(olly)
     html = client.get(reverse("tracker:home")).content.decode()
     assert "Not otto" in html and "Brief the night shift" not in html and "Measure data due" not in html
+
+
+def test_the_board_pack_shows_moved_action_dates_and_the_override_with_their_reasons(client, coc, lead, olly, rita):
+    item = workflow.add_plan_action(coc, by=olly, description="Audit", owner=olly, due_date=dt.date(2027, 1, 31))
+    workflow.change_plan_action(
+        item, by=lead, description="Audit", owner=olly, due_date=dt.date(2027, 3, 31), reason="Analyst on leave"
+    )
+    workflow.override_outcome_gate(coc, by=rita, reason="Case audit shows sustained change")
+    client.force_login(rita)
+    html = client.get(reverse("tracker:board-pack", args=[coc.finding.inspection_id])).content.decode()
+    assert "Plan action due date moved" in html and "Analyst on leave" in html
+    assert "Outcome gate overridden" in html and "Case audit shows sustained change" in html
