@@ -125,7 +125,10 @@ class Facts:
         """What holds a gated recommendation open: the measures below target, named; None when nothing."""
         if not outcomes.is_gated(self.rec) or self.gate_overridden:
             return None
-        return outcomes.gate_problem(self.rec, outcomes.load_measures(self.rec), overridden=False)
+        # Lists prefetch the measures with their data (with_facts): no query per row.
+        prefetched = "measures" in getattr(self.rec, "_prefetched_objects_cache", {})
+        measures = list(self.rec.measures.all()) if prefetched else outcomes.load_measures(self.rec)
+        return outcomes.gate_problem(self.rec, measures, overridden=False)
 
 
 _VERDICT = Evidence.Verdict
@@ -194,7 +197,7 @@ def with_facts(qs: QuerySet[Recommendation], user: User) -> QuerySet[Recommendat
         fact_accepted_outcome=evidence_count(accepted & outcome),
         fact_opened_at=Coalesce(Subquery(reopened), F("created_at")),
     )
-    qs = qs.annotate(
+    qs = qs.prefetch_related(outcomes.measures_prefetch()).annotate(
         fact_gate_overridden=Exists(
             RecommendationEvent.objects.filter(
                 recommendation=OuterRef("pk"), action=Event.OUTCOME_GATE_OVERRIDDEN, at__gte=OuterRef("fact_opened_at")

@@ -251,3 +251,31 @@ def test_planning_rights_follow_the_recommendation_owner_and_leads(rec, lead, ol
 def test_a_cause_of_concern_from_the_factory_is_gated(org):
     rec = RecommendationFactory(finding__inspection__organisation=org, finding__kind=Finding.Kind.CAUSE_OF_CONCERN)
     assert outcomes.is_gated(rec)
+
+
+def test_an_api_list_decides_closure_of_gated_rows_without_a_query_per_row(org, olly, rita):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def gated(n: int) -> None:
+        for _ in range(n):
+            rec = submitted(
+                RecommendationFactory(
+                    finding__inspection__organisation=org, finding__kind="cause_of_concern", owner=olly
+                ),
+                olly,
+            )
+            workflow.review_evidence(rec.evidence.get(), by=rita, accept=True)
+            _data(_measure(rec, olly), olly, [80, 90, 95])
+
+    def decide_all() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            rows = list(policy.with_facts(Recommendation.objects.with_related(), rita))
+            reasons = [policy.decide(rita, row, Action.CLOSE).reason for row in rows]
+        assert all("in 2 of the last 3" in reason for reason in reasons)
+        return len(captured)
+
+    gated(2)
+    at_2 = decide_all()
+    gated(6)
+    assert decide_all() == at_2
