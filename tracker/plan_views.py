@@ -163,8 +163,12 @@ def page_context(user, rec: Recommendation, decided: dict[Action, Decision]) -> 
                 len(points),
             )
         )
+    # Only an override of this round counts: reopening the recommendation cancels it (policy).
     override = (
-        rec.events.filter(action=Event.OUTCOME_GATE_OVERRIDDEN).select_related("actor").order_by("-at", "-pk").first()
+        rec.events.filter(action=Event.OUTCOME_GATE_OVERRIDDEN, at__gte=policy._opened_at(rec))
+        .select_related("actor")
+        .order_by("-at", "-pk")
+        .first()
     )
     links = {action: decided[action] for action in OUTCOME_LINKS}
     return {

@@ -219,3 +219,12 @@ def test_the_board_pack_shows_moved_action_dates_and_the_override_with_their_rea
     html = client.get(reverse("tracker:board-pack", args=[coc.finding.inspection_id])).content.decode()
     assert "Plan action due date moved" in html and "Analyst on leave" in html
     assert "Outcome gate overridden" in html and "Case audit shows sustained change" in html
+
+
+def test_a_cancelled_override_is_not_shown_after_reopening(client, coc, lead, rita, olly):
+    workflow.override_outcome_gate(coc, by=rita, reason="Sustained change seen in audit")
+    client.force_login(rita)
+    assert "Sustained change seen in audit" in client.get(coc.get_absolute_url()).content.decode()
+    workflow.close(coc, by=rita)
+    workflow.reopen(coc, by=lead, reason="Drift found")
+    assert 'id="outcome-override"' not in client.get(coc.get_absolute_url()).content.decode()
