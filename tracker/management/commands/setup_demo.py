@@ -7,7 +7,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-from tracker import workflow
+from tracker import outcome_demo, workflow
 from tracker.models import Recommendation, User
 
 DEMO_USERS = ["lead", "reviewer", "owner", "owner2", "viewer"]
@@ -33,6 +33,8 @@ class Command(BaseCommand):
                 owner__isnull=True,
             ):
                 workflow.assign_owner(rec, by=lead, owner=owner, reason="Demo set-up")
+        # Issue 16: demo plans and measures on the causes of concern, marked as demo.
+        outcome_demo.add_demo_outcomes(lead, User.objects.get(username="owner"), User.objects.get(username="owner2"))
         self.stdout.write("Demo users (password in brackets); sign in at " + settings.SITE_URL + "/ or /admin/:")
         for username in DEMO_USERS:
             user = User.objects.get(username=username)
