@@ -292,6 +292,9 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Workflow and reminder defaults.
 # At most tracker.models.MAX_REVIEW_INTERVAL_DAYS (models cannot be imported from settings).
 DEFAULT_REVIEW_INTERVAL_DAYS = env_int("DEFAULT_REVIEW_INTERVAL_DAYS", 28, minimum=1, maximum=366)
+# Closure follows outcomes: an outcome-gated recommendation closes once each measure has met its target
+# for this many consecutive latest periods (or a reviewer records an override).
+OUTCOME_PERIODS_REQUIRED = env_int("OUTCOME_PERIODS_REQUIRED", 3, minimum=1, maximum=24)
 REMINDER_LEAD_DAYS = env_int("REMINDER_LEAD_DAYS", 7, minimum=0)
 REMINDER_OVERDUE_REPEAT_DAYS = env_int("REMINDER_OVERDUE_REPEAT_DAYS", 7, minimum=1)
 REMINDER_ESCALATION_DAYS = env_int("REMINDER_ESCALATION_DAYS", 14, minimum=1)
@@ -335,6 +338,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Issue 16: a plan action's status is not a recommendation's; name its enum apart.
+    "ENUM_NAME_OVERRIDES": {"PlanActionStatusEnum": "tracker.models.PlanActionStatus"},
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "tracker.api.schema.forbid_unknown_request_fields",

@@ -39,7 +39,10 @@ from tracker.models import (
     Finding,
     Inspection,
     Judgement,
+    MeasureDataPoint,
     Organisation,
+    OutcomeMeasure,
+    PlanAction,
     ProgressUpdate,
     Quotation,
     Recommendation,
@@ -53,10 +56,13 @@ from tracker.permissions import (
     Action,
     eligible_owners,
     is_governance_lead,
+    visible_data_points,
     visible_evidence,
     visible_findings,
     visible_inspections,
+    visible_measures,
     visible_organisations,
+    visible_plan_actions,
     visible_recommendations,
     visible_reminders,
 )
@@ -102,6 +108,10 @@ def _rows_of(model: type, user: User) -> QuerySet | None:
         Judgement: lambda: Judgement.objects.filter(inspection__in=visible_inspections(user)),
         Source: lambda: Source.objects.filter(inspection__in=visible_inspections(user)),
         Quotation: lambda: Quotation.objects.filter(finding__in=visible_findings(user)),
+        # Issue 16: the plan and measures.
+        PlanAction: lambda: visible_plan_actions(user),
+        OutcomeMeasure: lambda: visible_measures(user),
+        MeasureDataPoint: lambda: visible_data_points(user),
     }
     if model in _SHARED_MODELS:
         return None
@@ -958,6 +968,34 @@ class EvidenceAdmin(ReadOnlyAdmin):
                 self.message_user(request, f"{item}: {'accepted' if accept else 'rejected'}.", messages.SUCCESS)
             except (workflow.WorkflowError, PermissionDenied) as exc:
                 self.message_user(request, f"{item}: {exc}", messages.ERROR)
+
+
+# Issue 16: the plan and measures, read-only here (every write is a workflow step on the staff pages).
+
+
+@admin.register(PlanAction)
+class PlanActionAdmin(ReadOnlyAdmin):
+    list_display = ["recommendation", "description", "owner", "due_date", "status"]
+    list_filter = ["status", "owner", "recommendation__finding__inspection"]
+    search_fields = ["description", "recommendation__finding__reference"]
+    list_select_related = ["recommendation__finding", "owner"]
+    date_hierarchy = "due_date"
+
+
+@admin.register(OutcomeMeasure)
+class OutcomeMeasureAdmin(ReadOnlyAdmin):
+    list_display = ["name", "recommendation", "direction", "target_value", "target_date", "frequency", "supplier"]
+    list_filter = ["frequency", "direction", "supplier", "recommendation__finding__inspection"]
+    search_fields = ["name", "definition", "recommendation__finding__reference"]
+    list_select_related = ["recommendation__finding", "supplier"]
+
+
+@admin.register(MeasureDataPoint)
+class MeasureDataPointAdmin(ReadOnlyAdmin):
+    list_display = ["measure", "period", "value", "entered_by", "entered_at", "version"]
+    list_filter = ["measure__recommendation__finding__inspection"]
+    search_fields = ["measure__name", "note", "correction_reason"]
+    list_select_related = ["measure", "entered_by"]
 
 
 @admin.register(RecommendationEvent)

@@ -39,7 +39,14 @@ if TYPE_CHECKING:
 DEFAULT_SINCE_DAYS = 30
 PDF_VARIANT = "pdf/ua-1"  # tagged: WeasyPrint writes the structure tree, the language and the title
 Event = RecommendationEvent.Action
-CHANGE_ACTIONS = (Event.OWNER_CHANGED, Event.TARGET_DATE_CHANGED)
+CHANGE_ACTIONS = (
+    Event.OWNER_CHANGED,
+    Event.TARGET_DATE_CHANGED,
+    # Issue 16: moved plan-action dates, and outcome overrides and gating, each with its reason.
+    Event.PLAN_ACTION_DUE_DATE,
+    Event.OUTCOME_GATE_OVERRIDDEN,
+    Event.OUTCOME_GATE_CHANGED,
+)
 
 # What changed in the period, in the order a board reads it: (action, one, many).
 ACTIVITY = (

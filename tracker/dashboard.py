@@ -21,7 +21,7 @@ from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from tracker import deadlines, health, permissions
+from tracker import deadlines, health, outcomes, permissions
 from tracker.models import Evidence, Finding, Inspection, Rag, Recommendation, RecommendationEvent, Status, Theme
 
 if TYPE_CHECKING:
@@ -233,6 +233,9 @@ class Dashboard:
     sweep_stale: bool = False  # no reminder sweep in over a day: reminders may not be going out
     # (inspection, label, date, days left) of the deadlines within DEADLINE_DAYS (tracker.deadlines).
     deadlines: list[tuple[Inspection, str, dt.date, int]] = field(default_factory=list)
+    # Issue 16: outcome measures whose latest value is not at target (open recommendations only).
+    off_track_count: int = 0
+    off_track: list = field(default_factory=list)
     theme_limit: int = THEME_LIMIT
 
 
@@ -485,6 +488,7 @@ def build(user: User, *, inspection: Inspection | None = None, today: dt.date | 
             if inspection is None or item.pk == inspection.pk
         ],
     )
+    board.off_track_count, board.off_track = outcomes.off_track(scope, LIST_LIMIT)
     board.status_chart = bar_chart(
         "status", "Recommendations by status", [(label, n, STATUS_COLOURS[value]) for value, label, n in by_status]
     )

@@ -486,6 +486,11 @@ class Recommendation(models.Model):
     )
     next_review_due = models.DateField()
     outcome_measure = bounded_text(MEDIUM_TEXT, blank=True, help_text="How we will know it worked for children.")
+    # Closure follows outcomes (tracker.outcomes): a lead marks it; a cause of concern is gated whatever this says.
+    outcome_gated = models.BooleanField(
+        default=False,
+        help_text="Closes only when its outcome measures have met their targets (causes of concern always do).",
+    )
     superseded_by = models.ForeignKey(
         "self", on_delete=models.PROTECT, null=True, blank=True, related_name="supersedes"
     )
@@ -619,6 +624,16 @@ class RecommendationEvent(models.Model):
         EVIDENCE_ADDED = "evidence_added", "Evidence added"
         EVIDENCE_ACCEPTED = "evidence_accepted", "Evidence accepted"
         EVIDENCE_REJECTED = "evidence_rejected", "Evidence rejected"
+        # The action plan and outcome measures (issue 16).
+        PLAN_ACTION_ADDED = "plan_action_added", "Action added to the plan"
+        PLAN_ACTION_CHANGED = "plan_action_changed", "Plan action changed"
+        PLAN_ACTION_STATUS = "plan_action_status", "Plan action status changed"
+        PLAN_ACTION_DUE_DATE = "plan_action_due_date", "Plan action due date moved"
+        MEASURE_ADDED = "measure_added", "Outcome measure added"
+        MEASURE_DATA_ENTERED = "measure_data_entered", "Measure data entered"
+        MEASURE_DATA_CORRECTED = "measure_data_corrected", "Measure data corrected"
+        OUTCOME_GATE_CHANGED = "outcome_gate_changed", "Outcome gating changed"
+        OUTCOME_GATE_OVERRIDDEN = "outcome_gate_overridden", "Outcome gate overridden"
 
     recommendation = models.ForeignKey(Recommendation, on_delete=models.CASCADE, related_name="events")
     action = models.CharField(max_length=32, choices=Action.choices)
@@ -1084,3 +1099,160 @@ class SavedFilter(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.user})"
+
+
+# Issue 16: from recommendation to better outcomes. Every write goes through tracker.workflow; the rules
+# (who may, and when) are tracker.policy's; whether measures are at target is tracker.outcomes'.
+
+
+class PlanActionStatus(models.TextChoices):
+    NOT_STARTED = "not_started", "Not started"
+    IN_PROGRESS = "in_progress", "In progress"
+    DONE = "done", "Done"
+    BLOCKED = "blocked", "Blocked"
+
+
+class PlanAction(models.Model):
+    """One action of a recommendation's plan: what will be done, by whom, by when.
+
+    Named so as not to clash with ``tracker.permissions.Action`` (what a person may do). The
+    recommendation's owner stays accountable for the whole; the action's owner is responsible for it.
+    """
+
+    Status = PlanActionStatus
+
+    recommendation = models.ForeignKey(Recommendation, on_delete=models.PROTECT, related_name="plan_actions")
+    description = bounded_text(SHORT_TEXT, help_text="What will be done.")
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="plan_actions")
+    due_date = models.DateField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.NOT_STARTED)
+    blocked_reason = bounded_text(SHORT_TEXT, blank=True, help_text="Why it is blocked (required when blocked).")
+    evidence_link = models.URLField(blank=True, max_length=500, help_text="Optional: where to see that it is done.")
+    completed_at = models.DateTimeField(null=True, blank=True)
+    # Bumped by every write through tracker.workflow, like a recommendation's.
+    version = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["due_date", "pk"]
+        indexes = [
+            models.Index(fields=["recommendation", "due_date"], name="planaction_rec_due_idx"),
+            models.Index(fields=["owner", "status", "due_date"], name="planaction_owner_due_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=[c.value for c in PlanActionStatus]), name="planaction_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="blocked") | ~Q(blocked_reason=""), name="planaction_blocked_has_reason"
+            ),
+            text_length_check("planaction", "description", SHORT_TEXT),
+            text_length_check("planaction", "blocked_reason", SHORT_TEXT),
+        ]
+
+    def __str__(self) -> str:
+        return f"Action on {self.recommendation_id}: {self.description[:60]}"
+
+    @classmethod
+    def open_q(cls) -> Q:
+        return ~Q(status=PlanActionStatus.DONE)
+
+    @classmethod
+    def slipped_q(cls, today: dt.date) -> Q:
+        """Not done, and its due date has passed (due today is not slipped yet)."""
+        return cls.open_q() & Q(due_date__lt=today)
+
+    def is_slipped(self, today: dt.date | None = None) -> bool:
+        return matches(self, self.slipped_q(today or timezone.localdate()))
+
+
+class MeasureDirection(models.TextChoices):
+    HIGHER = "higher", "Higher is better"
+    LOWER = "lower", "Lower is better"
+
+
+class MeasureFrequency(models.TextChoices):
+    MONTHLY = "monthly", "Monthly"
+    QUARTERLY = "quarterly", "Quarterly"
+
+
+class OutcomeMeasure(models.Model):
+    """How we will know a recommendation worked: a counted measure with a baseline, a target and data."""
+
+    Direction = MeasureDirection
+
+    Frequency = MeasureFrequency
+
+    recommendation = models.ForeignKey(Recommendation, on_delete=models.PROTECT, related_name="measures")
+    name = models.CharField(max_length=200)
+    definition = bounded_text(SHORT_TEXT, help_text="How it is counted: what is included, from which source.")
+    unit = models.CharField(max_length=40, help_text="For example %, days, cases.")
+    direction = models.CharField(max_length=8, choices=Direction.choices)
+    baseline_value = models.DecimalField(max_digits=14, decimal_places=4)
+    baseline_period = models.DateField(help_text="The first day of the month or quarter the baseline describes.")
+    target_value = models.DecimalField(max_digits=14, decimal_places=4)
+    target_date = models.DateField()
+    frequency = models.CharField(max_length=16, choices=Frequency.choices)
+    supplier = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="supplied_measures",
+        help_text="Who enters its data.",
+    )
+    version = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["recommendation", "name", "pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(direction__in=[c.value for c in MeasureDirection]), name="measure_direction_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(frequency__in=[c.value for c in MeasureFrequency]), name="measure_frequency_valid"
+            ),
+            models.UniqueConstraint(fields=["recommendation", "name"], name="measure_name_unique_per_recommendation"),
+            text_length_check("measure", "definition", SHORT_TEXT),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def meets_target(self, value) -> bool:
+        """Whether one period's value is at or better than the target, in this measure's direction."""
+        if self.direction == MeasureDirection.LOWER:
+            return value <= self.target_value
+        return value >= self.target_value
+
+
+class MeasureDataPoint(models.Model):
+    """One period's value of a measure. Corrected in place with a reason; history keeps every value."""
+
+    measure = models.ForeignKey(OutcomeMeasure, on_delete=models.PROTECT, related_name="data_points")
+    period = models.DateField(help_text="The first day of the month or quarter.")
+    value = models.DecimalField(max_digits=14, decimal_places=4)
+    note = bounded_text(SHORT_TEXT, blank=True)
+    entered_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    entered_at = models.DateTimeField(default=timezone.now)
+    correction_reason = bounded_text(SHORT_TEXT, blank=True, help_text="Why the value was last corrected.")
+    version = models.PositiveIntegerField(default=1)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["measure", "period"]
+        constraints = [
+            models.UniqueConstraint(fields=["measure", "period"], name="datapoint_one_per_period"),
+            text_length_check("datapoint", "note", SHORT_TEXT),
+            text_length_check("datapoint", "correction_reason", SHORT_TEXT),
+            # A corrected value (version > 1) always says why.
+            models.CheckConstraint(
+                condition=Q(version=1) | ~Q(correction_reason=""), name="datapoint_correction_has_reason"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.measure} {self.period:%Y-%m}: {self.value}"

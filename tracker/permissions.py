@@ -10,7 +10,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from django.core.exceptions import PermissionDenied
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from tracker.models import Evidence, Finding, Inspection, Organisation, Recommendation, Reminder
 
@@ -40,6 +40,13 @@ class Action(StrEnum):
     SUPERSEDE = "supersede"
     EDIT = "edit"  # the wording of the recommendation and its outcome measure
     SET_RAG = "set_rag"  # the RAG rating, with a reason, on its own (no progress update needed)
+    # The action plan and outcome measures (issue 16). Two are decided per item as well: see role_allows.
+    MANAGE_PLAN = "manage_plan"  # add plan actions; change their wording, owner and due date
+    UPDATE_PLAN_ACTION = "update_plan_action"  # move a plan action's status (not started ... done, blocked)
+    MANAGE_MEASURES = "manage_measures"  # add outcome measures
+    ENTER_MEASURE_DATA = "enter_measure_data"  # add or correct a period's value of a measure
+    SET_OUTCOME_GATED = "set_outcome_gated"  # mark a recommendation as closing only on outcomes
+    OVERRIDE_OUTCOME_GATE = "override_outcome_gate"  # let it close without its measures at target, with a reason
 
 
 class NotPermitted(PermissionDenied):
@@ -61,10 +68,22 @@ _MESSAGES = {
     Action.SUPERSEDE: "Only a governance lead can supersede a recommendation.",
     Action.EDIT: "Only a governance lead can change a recommendation's title or outcome measure.",
     Action.SET_RAG: "Only the owner or a governance lead can set the RAG rating of this recommendation.",
+    Action.MANAGE_PLAN: "Only the recommendation's owner or a governance lead can change its action plan.",
+    Action.UPDATE_PLAN_ACTION: "Only the action's owner, the recommendation's owner or a governance lead can update "
+    "this action.",
+    Action.MANAGE_MEASURES: "Only the recommendation's owner or a governance lead can add outcome measures.",
+    Action.ENTER_MEASURE_DATA: "Only the measure's supplier, the recommendation's owner or a governance lead can "
+    "enter its data.",
+    Action.SET_OUTCOME_GATED: "Only a governance lead can decide whether a recommendation closes on outcomes.",
+    Action.OVERRIDE_OUTCOME_GATE: "Only an assurance reviewer or a governance lead can record an outcome override.",
 }
 assert set(_MESSAGES) == set(Action)
 
-_ASSURANCE = (Action.REVIEW_EVIDENCE, Action.CLOSE, Action.RETURN)
+_ASSURANCE = (Action.REVIEW_EVIDENCE, Action.CLOSE, Action.RETURN, Action.OVERRIDE_OUTCOME_GATE)
+# Planning the work and its measures: the accountable owner and the leads.
+_PLANNING = (Action.MANAGE_PLAN, Action.MANAGE_MEASURES)
+# Who is responsible for one item: a plan action's owner, a measure's supplier.
+_ITEM_HOLDER = {Action.UPDATE_PLAN_ACTION: "owner_id", Action.ENTER_MEASURE_DATA: "supplier_id"}
 
 
 def roles(user: User) -> frozenset[str]:
@@ -94,8 +113,13 @@ def _same_organisation(user: User, recommendation: Recommendation) -> bool:
     return user.organisation_id is not None and user.organisation_id == recommendation.organisation_id
 
 
-def role_allows(user: User, action: Action, recommendation: Recommendation) -> bool:
-    """The role half of the rule. Whether it may happen *now* is ``tracker.policy.decide``."""
+def role_allows(user: User, action: Action, recommendation: Recommendation, item: object | None = None) -> bool:
+    """The role half of the rule. Whether it may happen *now* is ``tracker.policy.decide``.
+
+    ``item``: for updating a plan action and entering a measure's data, the action or measure: its own
+    owner or supplier (an active owner or lead of the organisation) may too. Without an item the answer
+    is for what the recommendation's owner and the leads may do to any of its items.
+    """
     if not user.is_authenticated or not user.is_active or not _same_organisation(user, recommendation):
         return False
     lead = is_governance_lead(user)
@@ -106,6 +130,15 @@ def role_allows(user: User, action: Action, recommendation: Recommendation) -> b
         return lead or owns
     if action in _ASSURANCE:
         return lead or has_role(user, Role.REVIEWER)
+    if action in _PLANNING:
+        return lead or owns
+    if action in _ITEM_HOLDER:
+        holds = (
+            item is not None
+            and getattr(item, _ITEM_HOLDER[action]) == user.pk
+            and has_role(user, Role.OWNER, Role.GOVERNANCE_LEAD)
+        )
+        return lead or owns or holds
     # Reopening, reassigning, dates, wording and superseding shape the plan itself.
     return lead
 
@@ -180,3 +213,31 @@ def visible_reminders(user: User) -> QuerySet[Reminder]:
     if not is_governance_lead(user) or user.organisation_id is None:
         return Reminder.objects.none()
     return Reminder.objects.filter(recommendation__organisation_id=user.organisation_id)
+
+
+# The action plan and outcome measures (issue 16). An action's owner and a measure's supplier see their
+# own item (and only the recommendation's reference and title with it), not the whole recommendation.
+
+
+def visible_plan_actions(user: User) -> QuerySet:
+    from tracker.models import PlanAction
+
+    if not user.is_authenticated or not user.is_active or user.organisation_id is None or not roles(user):
+        return PlanAction.objects.none()
+    mine = Q(recommendation__in=visible_recommendations(user)) | Q(owner=user)
+    return PlanAction.objects.filter(mine, recommendation__organisation_id=user.organisation_id)
+
+
+def visible_measures(user: User) -> QuerySet:
+    from tracker.models import OutcomeMeasure
+
+    if not user.is_authenticated or not user.is_active or user.organisation_id is None or not roles(user):
+        return OutcomeMeasure.objects.none()
+    mine = Q(recommendation__in=visible_recommendations(user)) | Q(supplier=user)
+    return OutcomeMeasure.objects.filter(mine, recommendation__organisation_id=user.organisation_id)
+
+
+def visible_data_points(user: User) -> QuerySet:
+    from tracker.models import MeasureDataPoint
+
+    return MeasureDataPoint.objects.filter(measure__in=visible_measures(user))

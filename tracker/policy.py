@@ -24,6 +24,7 @@ from django.contrib.auth import get_user_model
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
+from tracker import outcomes
 from tracker.errors import WorkflowError
 from tracker.models import Evidence, Finding, Recommendation, RecommendationEvent
 from tracker.permissions import Action, NotPermitted, role_allows, role_refusal
@@ -34,17 +35,23 @@ if TYPE_CHECKING:
 Status = Recommendation.Status
 Event = RecommendationEvent.Action
 
-# The work that rules a person out of assuring it: submitting it, and adding evidence to it.
-_WORK_EVENTS = (Event.SUBMITTED, Event.EVIDENCE_ADDED)
+# The work that rules a person out of assuring it: submitting it, adding evidence to it, moving one of
+# its plan actions on, and entering or correcting its outcome data (issue 16).
+_WORK_EVENTS = (
+    Event.SUBMITTED,
+    Event.EVIDENCE_ADDED,
+    Event.PLAN_ACTION_STATUS,
+    Event.MEASURE_DATA_ENTERED,
+    Event.MEASURE_DATA_CORRECTED,
+)
 
-FOUR_EYES_CLOSE = (
-    "You have owned, submitted or added evidence to this recommendation since it was last opened, so "
-    "someone else must close it (four eyes)."
+_DID_THE_WORK = (
+    "You have owned, submitted or added evidence to this recommendation, or worked on its plan or outcome "
+    "data, since it was last opened, so someone else must"
 )
-FOUR_EYES_EVIDENCE = (
-    "You have owned, submitted or added evidence to this recommendation since it was last opened, so "
-    "someone else must give its evidence a verdict (four eyes)."
-)
+FOUR_EYES_CLOSE = f"{_DID_THE_WORK} close it (four eyes)."
+FOUR_EYES_EVIDENCE = f"{_DID_THE_WORK} give its evidence a verdict (four eyes)."
+FOUR_EYES_OVERRIDE = f"{_DID_THE_WORK} decide to close it without its outcomes (four eyes)."
 
 
 @dataclass(frozen=True)
@@ -102,6 +109,28 @@ class Facts:
     @property
     def cause_of_concern(self) -> bool:
         return self.rec.finding.kind == Finding.Kind.CAUSE_OF_CONCERN
+
+    # Closure follows outcomes (issue 16): read only when a gated recommendation could otherwise close.
+
+    @cached_property
+    def gate_overridden(self) -> bool:
+        """A reviewer recorded an outcome override since the recommendation was last opened."""
+        annotated = self._annotated("gate_overridden")
+        if annotated is not None:
+            return bool(annotated)
+        return RecommendationEvent.objects.filter(
+            recommendation_id=self.rec.pk, action=Event.OUTCOME_GATE_OVERRIDDEN, at__gte=_opened_at(self.rec)
+        ).exists()
+
+    @cached_property
+    def outcome_problem(self) -> str | None:
+        """What holds a gated recommendation open: the measures below target, named; None when nothing."""
+        if not outcomes.is_gated(self.rec) or self.gate_overridden:
+            return None
+        # Lists prefetch the measures with their data (with_facts): no query per row.
+        prefetched = "measures" in getattr(self.rec, "_prefetched_objects_cache", {})
+        measures = list(self.rec.measures.all()) if prefetched else outcomes.load_measures(self.rec)
+        return outcomes.gate_problem(self.rec, measures, overridden=False)
 
 
 _VERDICT = Evidence.Verdict
@@ -169,6 +198,13 @@ def with_facts(qs: QuerySet[Recommendation], user: User) -> QuerySet[Recommendat
         fact_accepted=evidence_count(accepted),
         fact_accepted_outcome=evidence_count(accepted & outcome),
         fact_opened_at=Coalesce(Subquery(reopened), F("created_at")),
+    )
+    qs = qs.prefetch_related(outcomes.measures_prefetch()).annotate(
+        fact_gate_overridden=Exists(
+            RecommendationEvent.objects.filter(
+                recommendation=OuterRef("pk"), action=Event.OUTCOME_GATE_OVERRIDDEN, at__gte=OuterRef("fact_opened_at")
+            )
+        )
     )
     if user.pk is None:
         return qs.annotate(fact_involved=Q(pk__isnull=True))
@@ -291,6 +327,15 @@ def close_conditions(rec: Recommendation, facts: Facts) -> Iterator[Condition]:
             "A cause of concern can only be closed with accepted evidence of an outcome for children.",
             f"{counts['accepted_outcome']} piece(s) of outcome evidence accepted.",
         )
+    if outcomes.is_gated(rec):  # issue 16: closure follows outcomes
+        problem = facts.outcome_problem
+        yield Condition(
+            "outcomes",
+            "Its outcome measures at target for the required periods, or an override recorded",
+            problem is None,
+            problem or "",
+            "Its outcome measures are at target, or a reviewer recorded an override.",
+        )
 
 
 def close_problem(rec: Recommendation, facts: Facts) -> str | None:
@@ -345,6 +390,35 @@ def _reopen_problem(rec: Recommendation, facts: Facts) -> str | None:
     return None
 
 
+# Issue 16: outcome gating and its override.
+
+
+def _set_outcome_gated_problem(rec: Recommendation, facts: Facts) -> str | None:
+    problem = _not_open(rec, "whether it closes on outcomes can be changed")
+    if problem:
+        return problem
+    if facts.cause_of_concern:
+        return "A cause of concern always closes on its outcomes; that cannot be changed."
+    return None
+
+
+def _override_problem(rec: Recommendation, facts: Facts) -> str | None:
+    if rec.status != Status.AWAITING_ASSURANCE:
+        return (
+            "An outcome override is recorded at assurance: only for a recommendation awaiting assurance; "
+            f"this one is {rec.get_status_display().lower()}."
+        )
+    if not outcomes.is_gated(rec):
+        return "This recommendation does not close on outcomes, so there is nothing to override."
+    if facts.involved:
+        return FOUR_EYES_OVERRIDE
+    if facts.gate_overridden:
+        return "An outcome override is already recorded for this recommendation since it was last opened."
+    if facts.outcome_problem is None:
+        return "Its outcome measures are at target: it can close without an override."
+    return None
+
+
 _STATE_RULES = {
     Action.VIEW: lambda rec, facts: None,
     Action.UPDATE: lambda rec, facts: _not_open(rec, "progress can be posted"),
@@ -360,13 +434,27 @@ _STATE_RULES = {
     Action.SUPERSEDE: lambda rec, facts: _not_open(rec, "it can be superseded"),
     Action.EDIT: lambda rec, facts: _not_open(rec, "its wording can be changed"),
     Action.SET_RAG: lambda rec, facts: _not_open(rec, "its RAG rating can be set"),
+    **{  # issue 16
+        Action.MANAGE_PLAN: lambda rec, facts: _not_open(rec, "its action plan can be changed"),
+        Action.UPDATE_PLAN_ACTION: lambda rec, facts: _not_open(rec, "its plan actions can be updated"),
+        Action.MANAGE_MEASURES: lambda rec, facts: _not_open(rec, "outcome measures can be added"),
+        Action.ENTER_MEASURE_DATA: lambda rec, facts: _not_open(rec, "outcome data can be entered"),
+        Action.SET_OUTCOME_GATED: lambda rec, facts: _set_outcome_gated_problem(rec, facts),
+        Action.OVERRIDE_OUTCOME_GATE: lambda rec, facts: _override_problem(rec, facts),
+    },
 }
 assert set(_STATE_RULES) == set(Action), "every action needs a state rule"
 
 
-def decide(user: User, rec: Recommendation, action: Action, facts: Facts | None = None) -> Decision:
-    """May ``user`` do ``action`` to ``rec`` now? Role first, then the state of the recommendation."""
-    if not role_allows(user, action, rec):
+def decide(
+    user: User, rec: Recommendation, action: Action, facts: Facts | None = None, item: object | None = None
+) -> Decision:
+    """May ``user`` do ``action`` to ``rec`` now? Role first, then the state of the recommendation.
+
+    ``item``: the plan action or measure, for the actions its own owner or supplier may take
+    (``permissions.role_allows``); the state rules are the recommendation's either way.
+    """
+    if not role_allows(user, action, rec, item):
         return Decision(action, False, role_refusal(action), by_role=True)
     problem = _STATE_RULES[action](rec, facts or Facts(rec, user))
     return Decision(action, problem is None, problem or "")
@@ -381,12 +469,12 @@ def allowed_actions(user: User, rec: Recommendation) -> set[Action]:
     return {action for action, decision in decisions(user, rec).items() if decision.allowed}
 
 
-def require(user: User, action: Action, rec: Recommendation) -> None:
+def require(user: User, action: Action, rec: Recommendation, item: object | None = None) -> None:
     """Raise ``NotPermitted`` (by role) or ``WorkflowError`` (by state) unless the action may happen now."""
-    decide(user, rec, action).raise_if_refused()
+    decide(user, rec, action, item=item).raise_if_refused()
 
 
-def require_role(user: User, action: Action, rec: Recommendation) -> None:
+def require_role(user: User, action: Action, rec: Recommendation, item: object | None = None) -> None:
     """Only the role half: for checks made before the row is locked (the state is checked after)."""
-    if not role_allows(user, action, rec):
+    if not role_allows(user, action, rec, item):
         raise NotPermitted(role_refusal(action))

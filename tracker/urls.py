@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from tracker import accounts, notification_views, oversight_views, views
+from tracker import accounts, notification_views, oversight_views, plan_views, views
 from tracker.forms import SignInForm
 
 app_name = "tracker"
@@ -33,6 +33,15 @@ urlpatterns = [
     path("recommendations/<int:pk>/target-date/", views.change_target_date, name="target-date"),
     path("recommendations/<int:pk>/rag/", views.set_rag, name="rag"),
     path("evidence/<int:pk>/download/", views.evidence_download, name="evidence-download"),
+    # Issue 16: the action plan and outcome measures.
+    path("recommendations/<int:pk>/plan/add/", plan_views.add_action, name="plan-add"),
+    path("recommendations/<int:pk>/measures/add/", plan_views.add_measure, name="measure-add"),
+    path("recommendations/<int:pk>/outcome-gated/", plan_views.set_gated, name="outcome-gated"),
+    path("recommendations/<int:pk>/outcome-override/", plan_views.override, name="outcome-override"),
+    path("plan-actions/<int:pk>/", plan_views.update_action, name="plan-action"),
+    path("plan-actions/<int:pk>/change/", plan_views.change_action, name="plan-action-change"),
+    path("measures/<int:pk>/data/", plan_views.enter_data, name="measure-data"),
+    path("measures/<int:pk>/data/<int:point_pk>/correct/", plan_views.correct_data, name="measure-data-correct"),
 ]
 
 # Sign-in, sign-out and password reset: Django's views with this app's templates. The admin app ships

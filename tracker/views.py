@@ -461,10 +461,13 @@ def recommendation_detail(request: HttpRequest, pk: int) -> HttpResponse:
     if not review.allowed and not review.by_role:
         not_now.append((REVIEW_EVIDENCE_LABEL, review.reason))
     evidence = list(rec.evidence.select_related("added_by", "reviewed_by"))
+    from tracker.plan_views import page_context as plan_context  # issue 16; imported here: it imports this module
+
     return render(
         request,
         "tracker/recommendation.html",
         {
+            **plan_context(request.user, rec, decided),
             "recommendation": rec,
             "finding": rec.finding,
             "themes": rec.finding.themes.all(),

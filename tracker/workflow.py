@@ -16,17 +16,23 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING
 
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
 from django.db import transaction
 from django.utils import timezone
 
-from tracker import notifications, permissions, policy
+from tracker import notifications, outcomes, permissions, policy
 from tracker.errors import InvalidInput, StaleRecommendation, WorkflowError
 from tracker.models import (
     MAX_REVIEW_INTERVAL_DAYS,
     Evidence,
     Finding,
+    MeasureDataPoint,
+    OutcomeMeasure,
+    PlanAction,
     ProgressUpdate,
     Recommendation,
     RecommendationEvent,
@@ -516,3 +522,368 @@ def create_recommendation(
         rec.save()
         _event(rec, Event.CREATED, by, reason=details.get("reason", ""))
     return rec
+
+
+# The action plan and outcome measures (issue 16). Each write locks the recommendation's row (so that
+# its status and owner are read as stored, and writes to one recommendation queue), asks the policy on
+# the locked row with the item whose owner or supplier may act, refuses a stale item, and records an
+# event and history. Items carry their own ``version``: a plan action moving on does not make the
+# recommendation's own forms stale.
+
+
+def _stale_item(current, expected_version: int | None, what: str) -> None:
+    if expected_version is not None and current.version != expected_version:
+        raise StaleRecommendation(
+            f"This {what} was changed by someone else while you were working on it. Nothing was saved; "
+            "reload the page to see the latest version and try again."
+        )
+
+
+def _apply_to_item(
+    recommendation: Recommendation,
+    by: User,
+    action: Action,
+    change: Callable,
+    item=None,
+    *,
+    lock_item: Callable | None = None,
+):
+    """Role (on the caller's copy, then on the locked rows), then state; ``change(rec, locked_item)``."""
+    policy.require_role(by, action, recommendation, item)
+    with transaction.atomic():
+        rec = _locked(recommendation)
+        locked = lock_item(rec) if lock_item else None
+        policy.require(by, action, rec, locked)
+        result = change(rec, locked)
+    return result
+
+
+def _plan_owner(rec: Recommendation, owner: User | None) -> User:
+    if owner is None:
+        raise InvalidInput("Choose who owns this action.")
+    if not permissions.eligible_owners(rec.organisation_id).filter(pk=owner.pk).exists():
+        raise InvalidInput(
+            f"{owner} cannot own an action: choose an active owner or governance lead of this organisation."
+        )
+    return owner
+
+
+def _plan_date(value: object, label: str) -> dt.date:
+    if not isinstance(value, dt.date):
+        raise InvalidInput(f"Enter the {label} as a real date, for example 31 3 2027.")
+    if not EARLIEST_DATE <= value <= LATEST_DATE:
+        raise InvalidInput(f"The {label} must be between {EARLIEST_DATE:%Y} and {LATEST_DATE:%Y}.")
+    return value
+
+
+def _text(value: str, model: type, field: str, label: str, required: str = "") -> str:
+    value = (value or "").strip()
+    if required and not value:
+        raise InvalidInput(required)
+    return _limited(value, model, field, label)
+
+
+def add_plan_action(
+    recommendation: Recommendation, *, by: User, description: str, owner: User | None, due_date: dt.date
+) -> PlanAction:
+    """A new action in the recommendation's plan, not started."""
+    description = _text(description, PlanAction, "description", "The action", "Say what will be done.")
+    due_date = _plan_date(due_date, "due date")
+
+    def change(rec: Recommendation, _item) -> PlanAction:
+        item = PlanAction(recommendation=rec, description=description, owner=_plan_owner(rec, owner), due_date=due_date)
+        item._history_user = by
+        item.save()
+        _event(rec, Event.PLAN_ACTION_ADDED, by, new=f"{description[:150]} (due {due_date:%-d %b %Y})")
+        return item
+
+    return _apply_to_item(recommendation, by, Action.MANAGE_PLAN, change)
+
+
+def _lock_plan_action(item: PlanAction) -> Callable:
+    def lock(rec: Recommendation) -> PlanAction:
+        found = PlanAction.objects.select_for_update().filter(pk=item.pk, recommendation=rec).first()
+        if found is None:
+            raise InvalidInput("That action is not part of this recommendation's plan.")
+        return found
+
+    return lock
+
+
+def change_plan_action(
+    item: PlanAction,
+    *,
+    by: User,
+    description: str,
+    owner: User | None,
+    due_date: dt.date,
+    reason: str = "",
+    expected_version: int | None = None,
+) -> PlanAction:
+    """The plan manager's change of an action's wording, owner or due date; moving the date needs a reason."""
+    description = _text(description, PlanAction, "description", "The action", "Say what will be done.")
+    due_date = _plan_date(due_date, "due date")
+    reason = _optional_reason(reason)
+    expected = item.version if expected_version is None else expected_version
+
+    def change(rec: Recommendation, current: PlanAction) -> PlanAction:
+        _stale_item(current, expected, "action")
+        new_owner = _plan_owner(rec, owner)
+        changed = []
+        if current.due_date != due_date:
+            why = _need_reason(reason, "moving the action's due date")
+            _event(rec, Event.PLAN_ACTION_DUE_DATE, by, current.due_date, due_date, why)
+            current.due_date = due_date
+            changed.append("due_date")
+        if current.owner_id != new_owner.pk or current.description != description:
+            _event(rec, Event.PLAN_ACTION_CHANGED, by, current.owner, new_owner, reason)
+            current.owner, current.description = new_owner, description
+            changed += ["owner", "description"]
+        if not changed:
+            return current
+        current.version += 1
+        current._history_user = by
+        current._change_reason = reason[:100] or None
+        current.save()
+        return current
+
+    result = _apply_to_item(item.recommendation, by, Action.MANAGE_PLAN, change, lock_item=_lock_plan_action(item))
+    item.refresh_from_db()
+    return result
+
+
+def set_plan_action_status(
+    item: PlanAction,
+    *,
+    by: User,
+    status: str,
+    blocked_reason: str = "",
+    evidence_link: str = "",
+    expected_version: int | None = None,
+) -> PlanAction:
+    """The action's owner (or whoever manages the plan) moves it on: in progress, done, or blocked with a reason."""
+    if status not in PlanAction.Status.values:
+        raise InvalidInput("Choose the action's status: not started, in progress, done or blocked.")
+    blocked_reason = _text(blocked_reason, PlanAction, "blocked_reason", "The reason")
+    if status == PlanAction.Status.BLOCKED and not blocked_reason:
+        raise InvalidInput("Give a reason for the action being blocked.")
+    evidence_link = _limited((evidence_link or "").strip(), PlanAction, "evidence_link", "The link")
+    if evidence_link:
+        try:
+            URLValidator(schemes=["http", "https"])(evidence_link)
+        except ValidationError:
+            raise InvalidInput("Enter the evidence link as a web address, like https://example.org/report") from None
+    expected = item.version if expected_version is None else expected_version
+
+    def change(rec: Recommendation, current: PlanAction) -> PlanAction:
+        _stale_item(current, expected, "action")
+        new_reason = blocked_reason if status == PlanAction.Status.BLOCKED else ""
+        if (current.status, current.blocked_reason, current.evidence_link) == (status, new_reason, evidence_link):
+            return current
+        _event(
+            rec,
+            Event.PLAN_ACTION_STATUS,
+            by,
+            current.get_status_display(),
+            f"{PlanAction.Status(status).label}: {current.description[:120]}",
+            new_reason,
+        )
+        current.status, current.blocked_reason, current.evidence_link = status, new_reason, evidence_link
+        current.completed_at = timezone.now() if status == PlanAction.Status.DONE else None
+        current.version += 1
+        current._history_user = by
+        current.save()
+        return current
+
+    result = _apply_to_item(
+        item.recommendation, by, Action.UPDATE_PLAN_ACTION, change, item, lock_item=_lock_plan_action(item)
+    )
+    item.refresh_from_db()
+    return result
+
+
+def _decimal(value: object, label: str) -> Decimal:
+    try:
+        number = value if isinstance(value, Decimal) else Decimal(str(value).strip())
+    except (InvalidOperation, ValueError):
+        raise InvalidInput(f"Enter the {label} as a number, for example 85 or 12.5.") from None
+    if not number.is_finite() or abs(number) >= Decimal(10) ** 10:
+        raise InvalidInput(f"Enter the {label} as a number below 10,000,000,000.")
+    if number != number.quantize(Decimal("0.0001")):
+        raise InvalidInput(f"The {label} can have at most 4 decimal places.")
+    return number
+
+
+def add_measure(
+    recommendation: Recommendation,
+    *,
+    by: User,
+    name: str,
+    definition: str,
+    unit: str,
+    direction: str,
+    baseline_value: object,
+    baseline_period: dt.date,
+    target_value: object,
+    target_date: dt.date,
+    frequency: str,
+    supplier: User | None,
+) -> OutcomeMeasure:
+    """An outcome measure with its baseline, target and who supplies its data."""
+    name = _text(name, OutcomeMeasure, "name", "The name", "Give the measure a name.")
+    definition = _text(definition, OutcomeMeasure, "definition", "The definition", "Say how the measure is counted.")
+    unit = _text(unit, OutcomeMeasure, "unit", "The unit")
+    if direction not in OutcomeMeasure.Direction.values:
+        raise InvalidInput("Say whether a higher or a lower value is better.")
+    if frequency not in OutcomeMeasure.Frequency.values:
+        raise InvalidInput("Say whether data is due monthly or quarterly.")
+    baseline_value = _decimal(baseline_value, "baseline")
+    target_value = _decimal(target_value, "target")
+    baseline_period = outcomes.period_start(_plan_date(baseline_period, "baseline period"), frequency)
+    target_date = _plan_date(target_date, "target date")
+    if supplier is None:
+        raise InvalidInput("Choose who supplies the measure's data.")
+
+    def change(rec: Recommendation, _item) -> OutcomeMeasure:
+        if not permissions.eligible_owners(rec.organisation_id).filter(pk=supplier.pk).exists():
+            raise InvalidInput(
+                f"{supplier} cannot supply a measure's data: choose an active owner or governance lead of this "
+                "organisation."
+            )
+        if rec.measures.filter(name=name).exists():
+            raise InvalidInput(f"This recommendation already has a measure called “{name}”; choose another name.")
+        measure = OutcomeMeasure(
+            recommendation=rec,
+            name=name,
+            definition=definition,
+            unit=unit,
+            direction=direction,
+            baseline_value=baseline_value,
+            baseline_period=baseline_period,
+            target_value=target_value,
+            target_date=target_date,
+            frequency=frequency,
+            supplier=supplier,
+        )
+        measure._history_user = by
+        measure.save()
+        _event(rec, Event.MEASURE_ADDED, by, new=f"{name[:120]}: target {outcomes.target_text(measure)}")
+        return measure
+
+    return _apply_to_item(recommendation, by, Action.MANAGE_MEASURES, change)
+
+
+def _lock_measure(measure: OutcomeMeasure) -> Callable:
+    def lock(rec: Recommendation) -> OutcomeMeasure:
+        found = OutcomeMeasure.objects.select_for_update().filter(pk=measure.pk, recommendation=rec).first()
+        if found is None:
+            raise InvalidInput("That measure is not one of this recommendation's.")
+        return found
+
+    return lock
+
+
+def enter_measure_data(
+    measure: OutcomeMeasure, *, by: User, period: dt.date, value: object, note: str = ""
+) -> MeasureDataPoint:
+    """One period's value. ``period`` is any day in it; a period already entered is corrected instead."""
+    value = _decimal(value, "value")
+    note = _text(note, MeasureDataPoint, "note", "The note")
+    period = _plan_date(period, "period")
+
+    def change(rec: Recommendation, current: OutcomeMeasure) -> MeasureDataPoint:
+        start = outcomes.period_start(period, current.frequency)
+        label = outcomes.period_label(start, current.frequency)
+        if start > outcomes.period_start(timezone.localdate(), current.frequency):
+            raise InvalidInput(f"{label} has not started yet; enter data for a period that has.")
+        if current.data_points.filter(period=start).exists():
+            raise InvalidInput(f"“{current.name}” already has a value for {label}; correct that value instead.")
+        point = MeasureDataPoint(measure=current, period=start, value=value, note=note, entered_by=by)
+        point._history_user = by
+        point.save()
+        _event(rec, Event.MEASURE_DATA_ENTERED, by, new=f"{current.name[:120]}, {label}: {outcomes.number(value)}")
+        return point
+
+    return _apply_to_item(
+        measure.recommendation, by, Action.ENTER_MEASURE_DATA, change, measure, lock_item=_lock_measure(measure)
+    )
+
+
+def correct_measure_data(
+    point: MeasureDataPoint,
+    *,
+    by: User,
+    value: object,
+    note: str,
+    reason: str,
+    expected_version: int | None = None,
+) -> MeasureDataPoint:
+    """Change an entered value: only with a reason, kept in the timeline and the data point's history."""
+    value = _decimal(value, "value")
+    note = _text(note, MeasureDataPoint, "note", "The note")
+    reason = _need_reason(reason, "correcting the value")
+    expected = point.version if expected_version is None else expected_version
+    measure = point.measure
+
+    def change(rec: Recommendation, current_measure: OutcomeMeasure) -> MeasureDataPoint:
+        current = MeasureDataPoint.objects.select_for_update().filter(pk=point.pk, measure=current_measure).first()
+        if current is None:
+            raise InvalidInput("That value is not one of this measure's.")
+        _stale_item(current, expected, "value")
+        if (current.value, current.note) == (value, note):
+            return current
+        label = outcomes.period_label(current.period, current_measure.frequency)
+        _event(
+            rec,
+            Event.MEASURE_DATA_CORRECTED,
+            by,
+            f"{current_measure.name[:100]}, {label}: {outcomes.number(current.value)}",
+            outcomes.number(value),
+            reason,
+        )
+        current.value, current.note, current.correction_reason = value, note, reason
+        current.version += 1
+        current._history_user = by
+        current._change_reason = reason[:100]
+        current.save()
+        return current
+
+    result = _apply_to_item(
+        measure.recommendation, by, Action.ENTER_MEASURE_DATA, change, measure, lock_item=_lock_measure(measure)
+    )
+    point.refresh_from_db()
+    return result
+
+
+def set_outcome_gated(
+    recommendation: Recommendation, *, by: User, gated: bool, reason: str = "", expected_version: int | None = None
+) -> Recommendation:
+    """A lead decides that this recommendation closes only on its outcomes (or no longer does: with a reason)."""
+    reason = _optional_reason(reason)
+
+    def change(rec: Recommendation) -> None:
+        if rec.outcome_gated == gated:
+            return
+        why = reason if gated else _need_reason(reason, "no longer closing this recommendation on its outcomes")
+        _event(rec, Event.OUTCOME_GATE_CHANGED, by, _gate_label(rec.outcome_gated), _gate_label(gated), why)
+        rec.outcome_gated = gated
+        _save(rec, by, "Outcome gating changed", ["outcome_gated"])
+
+    return _apply(recommendation, by, Action.SET_OUTCOME_GATED, expected_version, change)
+
+
+def _gate_label(gated: bool) -> str:
+    return "Closes on outcomes" if gated else "Does not close on outcomes"
+
+
+def override_outcome_gate(
+    recommendation: Recommendation, *, by: User, reason: str, expected_version: int | None = None
+) -> Recommendation:
+    """A reviewer who did none of the work lets it close without its measures at target, saying why."""
+    reason = _need_reason(reason, "closing without the outcome measures at target")
+
+    def change(rec: Recommendation) -> None:
+        _event(rec, Event.OUTCOME_GATE_OVERRIDDEN, by, "Measures not at target", "Override recorded", reason)
+        _save(rec, by, "Outcome gate overridden", [])
+
+    return _apply(recommendation, by, Action.OVERRIDE_OUTCOME_GATE, expected_version, change)

@@ -117,13 +117,23 @@ def test_a_recommendation_says_what_the_caller_may_do_now_and_why_not(plan, clie
     rec = plan["overdue"]  # not started, no evidence
 
     mine = client_for(olly).get(f"/api/recommendations/{rec.pk}/").json()
-    assert mine["allowed_actions"] == ["add_evidence", "set_rag", "update", "view"]
+    # The owner also plans the work and its measures (issue 16).
+    assert mine["allowed_actions"] == [
+        "add_evidence",
+        "enter_measure_data",
+        "manage_measures",
+        "manage_plan",
+        "set_rag",
+        "update",
+        "update_plan_action",
+        "view",
+    ]
     assert mine["blocked_actions"] == {
         "submit": "Only a recommendation in progress can be submitted for assurance; this one is not started."
     }
     theirs = client_for(rita).get(f"/api/recommendations/{rec.pk}/").json()
     assert theirs["allowed_actions"] == ["view"]
-    assert set(theirs["blocked_actions"]) == {"close", "return", "review_evidence"}
+    assert set(theirs["blocked_actions"]) == {"close", "return", "review_evidence", "override_outcome_gate"}
 
 
 def test_findings_can_be_searched_and_filtered_by_theme(plan, lead_api):

@@ -6,7 +6,7 @@ import pytest
 from django.db import transaction
 
 from tests.factories import RecommendationFactory, UserFactory
-from tests.one_rule import build_states
+from tests.one_rule import MEASURE, _measure_of, _plan_action_of, build_states, last_periods
 from tracker import policy
 from tracker.models import Evidence, Recommendation
 from tracker.permissions import Action, Role
@@ -59,6 +59,34 @@ def _call(api, action: Action, rec: Recommendation, spare, replacement):
         Action.SET_RAG: lambda: api.post(
             base + "set-rag/",
             {"rag": "amber" if rec.rag == "red" else "red", "reason": "Late", **version},
+            format="json",
+        ),
+        # Issue 16: the plan and measures (tracker/api/outcomes.py).
+        Action.MANAGE_PLAN: lambda: api.post(
+            "/api/plan-actions/",
+            {"recommendation": rec.pk, "description": "Audit", "owner": spare.pk, "due_date": "2027-01-31"},
+            format="json",
+        ),
+        Action.UPDATE_PLAN_ACTION: lambda: api.post(
+            f"/api/plan-actions/{_plan_action_of(rec).pk}/status/", {"status": "done", "version": 1}, format="json"
+        ),
+        Action.MANAGE_MEASURES: lambda: api.post(
+            "/api/measures/",
+            {
+                **{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in MEASURE.items()},
+                "name": "Repeat missing episodes",
+                "recommendation": rec.pk,
+                "supplier": spare.pk,
+            },
+            format="json",
+        ),
+        Action.SET_OUTCOME_GATED: lambda: api.post(base + "outcome-gated/", {"gated": True, **version}, format="json"),
+        Action.OVERRIDE_OUTCOME_GATE: lambda: api.post(
+            base + "outcome-override/", {"reason": "Audit shows the change has held", **version}, format="json"
+        ),
+        Action.ENTER_MEASURE_DATA: lambda: api.post(
+            f"/api/measures/{_measure_of(rec).pk}/data/",
+            {"period": last_periods(1)[0].isoformat(), "value": "93"},
             format="json",
         ),
     }

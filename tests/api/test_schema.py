@@ -4,6 +4,8 @@ our own static files, and the schema itself is valid and complete."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 import schemathesis
 from django.core.management import call_command
@@ -25,8 +27,18 @@ from schemathesis.specs.openapi.checks import (
 
 from config.wsgi import application
 from tests.factories import EvidenceFactory, UserFactory
+from tests.one_rule import MEASURE, last_periods
 from tracker import workflow
-from tracker.models import Evidence, Organisation, ProgressUpdate, Recommendation, Reminder
+from tracker.models import (
+    Evidence,
+    MeasureDataPoint,
+    Organisation,
+    OutcomeMeasure,
+    PlanAction,
+    ProgressUpdate,
+    Recommendation,
+    Reminder,
+)
 from tracker.permissions import Role
 from tracker.seeding import seed
 
@@ -47,6 +59,10 @@ def seeded_lead(db, settings):
         workflow.post_update(rec, by=owner, narrative="Audit started", rag="amber")
         EvidenceFactory(recommendation=rec, added_by=owner)
         Reminder.objects.create(recommendation=rec, recipient=owner, stage="due_soon", review_due=rec.next_review_due)
+    # Issue 16: a plan action, a measure and a data point for the plan and measure endpoints to reach.
+    workflow.add_plan_action(rec, by=lead, description="Audit", owner=owner, due_date=dt.date(2027, 1, 31))
+    measure = workflow.add_measure(rec, by=lead, supplier=owner, **MEASURE)
+    workflow.enter_measure_data(measure, by=owner, period=last_periods(1)[0], value=80)
     return lead
 
 
@@ -89,6 +105,9 @@ def real_ids(seeded_lead) -> dict[str, int]:
         "updates": ProgressUpdate.objects.first().pk,
         "evidence": evidence.pk,
         "reminders": Reminder.objects.first().pk,
+        "plan-actions": PlanAction.objects.first().pk,
+        "measures": OutcomeMeasure.objects.first().pk,
+        "measure-data": MeasureDataPoint.objects.first().pk,
         # Actions on the recommendation above may close or supersede it; new updates and evidence go
         # to one that nothing else touches, and a supersede points at a third.
         **dict(zip(["fresh_recommendation", "replacement"], others, strict=True)),

@@ -7,8 +7,11 @@ from tracker import permissions
 from tracker.permissions import Action, Role
 
 ALL = set(Action)
-OWNER_ACTIONS = {Action.VIEW, Action.UPDATE, Action.ADD_EVIDENCE, Action.SUBMIT, Action.SET_RAG}
-ASSURANCE = {Action.VIEW, Action.REVIEW_EVIDENCE, Action.CLOSE, Action.RETURN}
+# The plan and its measures (issue 16): the accountable owner manages them; an action's owner and a
+# measure's supplier act on their own item only (tests/outcomes/test_rules.py).
+PLANNING = {Action.MANAGE_PLAN, Action.UPDATE_PLAN_ACTION, Action.MANAGE_MEASURES, Action.ENTER_MEASURE_DATA}
+OWNER_ACTIONS = {Action.VIEW, Action.UPDATE, Action.ADD_EVIDENCE, Action.SUBMIT, Action.SET_RAG, *PLANNING}
+ASSURANCE = {Action.VIEW, Action.REVIEW_EVIDENCE, Action.CLOSE, Action.RETURN, Action.OVERRIDE_OUTCOME_GATE}
 
 
 def role_allowed(user, rec):
@@ -58,3 +61,17 @@ def test_a_user_without_a_role_sees_nothing(rec, org):
     nobody = UserFactory(organisation=org)
     assert not permissions.visible_recommendations(nobody).exists()
     assert not permissions.visible_inspections(nobody).exists()
+
+
+def test_an_action_owner_sees_their_own_action_but_not_the_recommendation(rec, olly, otto, rita, mallory):
+    import datetime as dt
+
+    from tracker.models import PlanAction
+
+    theirs = PlanAction.objects.create(recommendation=rec, description="x", owner=otto, due_date=dt.date(2027, 1, 1))
+    mine = PlanAction.objects.create(recommendation=rec, description="y", owner=olly, due_date=dt.date(2027, 1, 1))
+    assert list(permissions.visible_plan_actions(otto)) == [theirs]
+    assert set(permissions.visible_plan_actions(olly)) == {theirs, mine}
+    assert set(permissions.visible_plan_actions(rita)) == {theirs, mine}
+    assert not permissions.visible_plan_actions(mallory).exists()
+    assert not permissions.visible_recommendations(otto).exists()

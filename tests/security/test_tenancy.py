@@ -55,8 +55,11 @@ from tracker.models import (
     ImportJob,
     Inspection,
     Judgement,
+    MeasureDataPoint,
     NotificationPreference,
     Organisation,
+    OutcomeMeasure,
+    PlanAction,
     ProgressUpdate,
     Quotation,
     Recommendation,
@@ -104,6 +107,9 @@ STAFF_PK = {
     "evidence/": Evidence,
     "exports/": ExportJob,
     "imports/": ImportJob,  # an import job (the worker's run of an uploaded file) likewise A's lead's own
+    # Issue 16: an action's and a measure's own pages (its owner or supplier may not see the recommendation).
+    "plan-actions/": PlanAction,
+    "measures/": OutcomeMeasure,
 }
 # The API's resources.
 API_RESOURCES = {
@@ -114,6 +120,9 @@ API_RESOURCES = {
     "updates": ProgressUpdate,
     "evidence": Evidence,
     "reminders": Reminder,
+    "plan-actions": PlanAction,
+    "measures": OutcomeMeasure,
+    "measure-data": MeasureDataPoint,
 }
 # Admin pages that are "not found" even for A's own lead, so the control below does not expect them.
 NOT_FOUND_EVEN_AT_HOME = re.compile(
@@ -245,8 +254,33 @@ def _organisation(slug: str, name: str, prefix: str) -> tuple[dict, dict]:
         problems=[f"row 2, column Title: {loud} problem"],
         problem_count=1,
     )
+    # Issue 16: a plan action, an outcome measure and a data point, each named with the marker.
+    plan_action = workflow.add_plan_action(
+        rec, by=lead, description=f"{loud} action", owner=owner, due_date=timezone.localdate().replace(year=2030)
+    )
+    measure = workflow.add_measure(
+        rec,
+        by=lead,
+        name=f"{loud} measure",
+        definition=f"{loud} definition",
+        unit="%",
+        direction="higher",
+        baseline_value=50,
+        baseline_period=timezone.localdate().replace(year=2025, day=1),
+        target_value=90,
+        target_date=timezone.localdate().replace(year=2030),
+        frequency="monthly",
+        supplier=owner,
+    )
+    datapoint = workflow.enter_measure_data(
+        measure, by=owner, period=timezone.localdate().replace(year=2025, day=1), value=70, note=f"{loud} note"
+    )
+    rec.refresh_from_db()
     objects = {
         "organisation": organisation,
+        "planaction": plan_action,
+        "measure": measure,
+        "datapoint": datapoint,
         "inspection": inspection,
         "judgement": judgement,
         "source": source,
@@ -347,13 +381,19 @@ def fill(pattern: Pattern, world: World, side: str = "a") -> list[Case] | None:
         if pattern.kwargs in (["object_id"], ["id"]):
             return [Case(_url(pattern, **{pattern.kwargs[0]: obj.pk}), pattern.route)]
         return None
-    if pattern.name and pattern.name.startswith("tracker:") and set(pattern.kwargs) <= {"pk", "evidence_pk"}:
+    if (
+        pattern.name
+        and pattern.name.startswith("tracker:")
+        and set(pattern.kwargs) <= {"pk", "evidence_pk", "point_pk"}
+    ):
         model = next((m for prefix, m in STAFF_PK.items() if pattern.route.startswith(prefix)), None)
         if model is None:
             return None
         kwargs = {"pk": _object(objects, model).pk}
         if "evidence_pk" in pattern.kwargs:
             kwargs["evidence_pk"] = objects["evidence"].pk
+        if "point_pk" in pattern.kwargs:
+            kwargs["point_pk"] = objects["datapoint"].pk
         return [Case(_url(pattern, **kwargs), pattern.route)]
     api = re.match(r"^api/\^(\w[\w-]*)/", pattern.route)
     if api and pattern.kwargs == ["pk"] and api.group(1) in API_RESOURCES:
@@ -473,6 +513,9 @@ def snapshot(world: World) -> dict:
         "events": RecommendationEvent.objects.filter(recommendation=rec).count(),
         "reminders": list(Reminder.objects.filter(recommendation=rec).values()),
         "notification_preferences": list(NotificationPreference.objects.filter(user__organisation_id=org).values()),
+        "plan": list(PlanAction.objects.filter(recommendation=rec).order_by("pk").values()),
+        "measures": list(OutcomeMeasure.objects.filter(recommendation=rec).order_by("pk").values()),
+        "data": list(MeasureDataPoint.objects.filter(measure__recommendation=rec).order_by("pk").values()),
         "history": sum(model.history.count() for model in (Recommendation, Finding, Inspection, User, Organisation)),
     }
 

@@ -36,6 +36,11 @@ PAGE_ACTIONS = {
     Action.REASSIGN,
     Action.CHANGE_TARGET_DATE,
     Action.SET_RAG,
+    # Issue 16: the plan and outcome links (tracker/templates/tracker/includes/measures.html and plan.html).
+    Action.MANAGE_PLAN,
+    Action.MANAGE_MEASURES,
+    Action.SET_OUTCOME_GATED,
+    Action.OVERRIDE_OUTCOME_GATE,
 }
 STATES = [
     "not started",
@@ -92,6 +97,10 @@ def _offered(html: str, rec: Recommendation) -> set[Action]:
         "owner/": Action.REASSIGN,
         "target-date/": Action.CHANGE_TARGET_DATE,
         "rag/": Action.SET_RAG,
+        "plan/add/": Action.MANAGE_PLAN,
+        "measures/add/": Action.MANAGE_MEASURES,
+        "outcome-gated/": Action.SET_OUTCOME_GATED,
+        "outcome-override/": Action.OVERRIDE_OUTCOME_GATE,
     }
     offered = set()
     for href in re.findall(r'href="([^"]+)"', html):
@@ -139,6 +148,10 @@ def _page_urls(rec: Recommendation) -> dict[str, tuple[Action, ...]]:
         reverse("tracker:reassign", args=[rec.pk]): (Action.REASSIGN,),
         reverse("tracker:target-date", args=[rec.pk]): (Action.CHANGE_TARGET_DATE,),
         reverse("tracker:rag", args=[rec.pk]): (Action.SET_RAG,),
+        reverse("tracker:plan-add", args=[rec.pk]): (Action.MANAGE_PLAN,),
+        reverse("tracker:measure-add", args=[rec.pk]): (Action.MANAGE_MEASURES,),
+        reverse("tracker:outcome-gated", args=[rec.pk]): (Action.SET_OUTCOME_GATED,),
+        reverse("tracker:outcome-override", args=[rec.pk]): (Action.OVERRIDE_OUTCOME_GATE,),
     }
     pending = rec.evidence.filter(verdict=Evidence.Verdict.PENDING).first()
     if pending:

@@ -444,3 +444,9 @@ class EvidenceRejectionSerializer(StrictSerializer):
         max_length=REJECTION_REASON_MAX,
         help_text="Why it is not enough.",
     )
+
+
+class OutcomeGatedSerializer(ReasonSerializer):
+    """Issue 16: whether a recommendation closes only on its outcome measures."""
+
+    gated = serializers.BooleanField(help_text="True: it closes only when its measures are at target.")

@@ -2,7 +2,7 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
-from tracker.api import views
+from tracker.api import outcomes, views
 
 app_name = "api"
 
@@ -14,6 +14,10 @@ router.register("recommendations", views.RecommendationViewSet, basename="recomm
 router.register("updates", views.ProgressUpdateViewSet, basename="update")
 router.register("evidence", views.EvidenceViewSet, basename="evidence")
 router.register("reminders", views.ReminderViewSet, basename="reminder")
+# Issue 16: the action plan and outcome measures.
+router.register("plan-actions", outcomes.PlanActionViewSet, basename="plan-action")
+router.register("measures", outcomes.MeasureViewSet, basename="measure")
+router.register("measure-data", outcomes.DataPointViewSet, basename="measure-data")
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),

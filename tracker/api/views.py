@@ -166,6 +166,8 @@ class RecommendationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Tr
         "assign_owner": Action.REASSIGN,
         "change_review_interval": Action.CHANGE_REVIEW_INTERVAL,
         "set_rag": Action.SET_RAG,
+        "outcome_gated": Action.SET_OUTCOME_GATED,  # issue 16
+        "outcome_override": Action.OVERRIDE_OUTCOME_GATE,
     }
 
     def get_object(self) -> Recommendation:
@@ -317,6 +319,36 @@ class RecommendationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Tr
         return self.respond(
             workflow.set_rag(
                 rec, by=request.user, rag=data["rag"], reason=data["reason"], expected_version=data["version"]
+            )
+        )
+
+    # Issue 16: closure follows outcomes.
+
+    @_recommendation_action(
+        "outcome-gated",
+        serializers.OutcomeGatedSerializer,
+        "Decide whether it closes only on its outcome measures (governance lead)",
+        "A cause of concern always does. Taking gating away needs a reason.",
+    )
+    def outcome_gated(self, request: Request, pk: str) -> Response:
+        rec, data = self.get_object(), self.body(serializers.OutcomeGatedSerializer)
+        return self.respond(
+            workflow.set_outcome_gated(
+                rec, by=request.user, gated=data["gated"], reason=data["reason"], expected_version=data["version"]
+            )
+        )
+
+    @_recommendation_action(
+        "outcome-override",
+        serializers.ReasonSerializer,
+        "Let it close without its measures at target, with a reason (reviewer or governance lead)",
+        "Only while it awaits assurance; four eyes: refused to anyone who did the work. The reason is required.",
+    )
+    def outcome_override(self, request: Request, pk: str) -> Response:
+        rec, data = self.get_object(), self.body(serializers.ReasonSerializer)
+        return self.respond(
+            workflow.override_outcome_gate(
+                rec, by=request.user, reason=data["reason"], expected_version=data["version"]
             )
         )
 

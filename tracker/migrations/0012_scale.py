@@ -21,7 +21,7 @@ def uninstall_search(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('tracker', '0010_inbox'),
+        ('tracker', '0011_outcomes'),
     ]
 
     operations = [

@@ -34,7 +34,7 @@ from django.db import transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 
-from tracker import workflow
+from tracker import outcome_demo, workflow
 from tracker.models import Evidence, Inspection, ProgressUpdate, Recommendation, RecommendationEvent, User
 
 DEMO_USERS = ["lead", "reviewer", "owner", "owner2", "viewer"]
@@ -68,6 +68,9 @@ class Command(BaseCommand):
             call_command("loaddata", "demo_users", verbosity=0)
         credentials = self._passwords()
         self.stdout.write(tell_the_story())
+        # Issue 16: demo plans and measures on the causes of concern, marked as demo.
+        lead = User.objects.get(username="lead")
+        outcome_demo.add_demo_outcomes(lead, User.objects.get(username="owner"), User.objects.get(username="owner2"))
         self.stdout.write("Demo users (password in brackets); sign in at " + settings.SITE_URL + "/ or /admin/:")
         for username in DEMO_USERS:
             user = User.objects.get(username=username)
