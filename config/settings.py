@@ -339,7 +339,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     # Issue 16: a plan action's status is not a recommendation's; name its enum apart.
-    "ENUM_NAME_OVERRIDES": {"PlanActionStatusEnum": "tracker.models.PlanActionStatus"},
+    "ENUM_NAME_OVERRIDES": {
+        "PlanActionStatusEnum": "tracker.models.PlanActionStatus",
+        "RagEnum": "tracker.models.Rag",  # a recommendation's RAG, "not rated" included
+        "RagRatingEnum": "tracker.workflow.RAG_RATINGS",  # red, amber or green: setting a RAG, never "not rated"
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "tracker.api.schema.forbid_unknown_request_fields",

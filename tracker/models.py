@@ -1092,6 +1092,7 @@ class SavedFilter(models.Model):
     name = models.CharField(max_length=80)
     query = models.CharField(max_length=2000, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+    history = HistoricalRecords()
 
     class Meta:
         ordering = ["name", "pk"]

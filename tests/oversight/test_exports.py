@@ -177,7 +177,7 @@ def test_the_excel_file_is_ready_to_read_frozen_header_filter_widths_dates_in_wo
 
     assert sheet.freeze_panes == "A2"  # the header row stays in view
     last = get_column_letter(len(exports.COLUMNS))
-    assert sheet.auto_filter.ref == f"A1:{last}15"  # a filter on every column, over the 14 rows
+    assert sheet.auto_filter.ref == f"A1:{last}20"  # a filter on every column, over the 19 rows
     assert all(cell.font.b for cell in sheet[1])
     widths = {
         column.header: sheet.column_dimensions[get_column_letter(n)].width

@@ -16,7 +16,7 @@ from pytest_django.asserts import assertInHTML as assert_in_html
 from tests.factories import UserFactory
 from tests.web.conftest import PDF_BYTES
 from tracker import workflow
-from tracker.models import AccessLog, CalendarFeedToken, ExportJob, RecommendationEvent, Reminder, SweepRun
+from tracker.models import AccessLog, CalendarFeedToken, ExportJob, ImportJob, RecommendationEvent, Reminder, SweepRun
 from tracker.permissions import Role
 from tracker.uploads import check_upload
 
@@ -24,8 +24,9 @@ from tracker.uploads import check_upload
 # their fields would only repeat them. Reminder rows carry their own state, attempts, error and sent time;
 # calendar links are revoked (revoked_at), never edited. A sweep run is itself the record that a day's
 # sweep happened (the system writes it, nobody edits it). An export job is a file the worker made and its
-# progress, written only by the system; taking the file is recorded in the access log.
-OWN_RECORD = {RecommendationEvent, AccessLog, Reminder, CalendarFeedToken, SweepRun, ExportJob}
+# progress, written only by the system; taking the file is recorded in the access log. An import job is
+# likewise the worker's record of one upload; what it imported has its own history.
+OWN_RECORD = {RecommendationEvent, AccessLog, Reminder, CalendarFeedToken, SweepRun, ExportJob, ImportJob}
 
 
 def test_every_model_keeps_a_field_history_unless_it_is_a_log_itself():

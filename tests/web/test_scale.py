@@ -235,7 +235,7 @@ def test_the_organisation_copy_is_right_through_imports_the_admin_and_the_api(cl
     # The admin moves a finding to another inspection of the organisation (another's is not offered).
     elsewhere = InspectionFactory(organisation=org)
     data = {"inspection": elsewhere.pk, "reference": "ADM1", "kind": "concern", "title": "T", "summary": "-"}
-    data.update({"quote": "q", "source_title": "s", "source_reference": "", "source_location": ""})
+    data.update({f"quotations-{name}": "0" for name in ("TOTAL_FORMS", "INITIAL_FORMS", "MIN_NUM_FORMS")})
     response = client.post(reverse("admin:tracker_finding_change", args=[finding.pk]), data)
     assert response.status_code == 302, response.context["adminform"].form.errors
     assert Finding.objects.get(pk=finding.pk).inspection == elsewhere

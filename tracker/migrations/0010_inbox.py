@@ -2,6 +2,7 @@
 
 import django.db.models.deletion
 import django.utils.timezone
+import simple_history.models
 from django.conf import settings
 from django.db import migrations, models
 
@@ -32,5 +33,28 @@ class Migration(migrations.Migration):
                 'ordering': ['name', 'pk'],
                 'constraints': [models.UniqueConstraint(fields=('user', 'name'), name='savedfilter_name_unique_per_user')],
             },
+        ),
+        migrations.CreateModel(
+            name='HistoricalSavedFilter',
+            fields=[
+                ('id', models.BigIntegerField(auto_created=True, blank=True, db_index=True, verbose_name='ID')),
+                ('name', models.CharField(max_length=80)),
+                ('query', models.CharField(blank=True, max_length=2000)),
+                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
+                ('history_id', models.AutoField(primary_key=True, serialize=False)),
+                ('history_date', models.DateTimeField(db_index=True)),
+                ('history_change_reason', models.CharField(max_length=100, null=True)),
+                ('history_type', models.CharField(choices=[('+', 'Created'), ('~', 'Changed'), ('-', 'Deleted')], max_length=1)),
+                ('history_user', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                ('organisation', models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='tracker.organisation')),
+                ('user', models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to=settings.AUTH_USER_MODEL)),
+            ],
+            options={
+                'verbose_name': 'historical saved filter',
+                'verbose_name_plural': 'historical saved filters',
+                'ordering': ('-history_date', '-history_id'),
+                'get_latest_by': ('history_date', 'history_id'),
+            },
+            bases=(simple_history.models.HistoricalChanges, models.Model),
         ),
     ]

@@ -35,7 +35,7 @@ from django.db.models import Max, Q
 from django.utils import timezone
 
 from tracker import outcome_demo, workflow
-from tracker.models import Evidence, Inspection, ProgressUpdate, Recommendation, RecommendationEvent, User
+from tracker.models import Evidence, Inspection, ProgressUpdate, Recommendation, RecommendationEvent, Reminder, User
 
 DEMO_USERS = ["lead", "reviewer", "owner", "owner2", "viewer"]
 DEMO_INSPECTION = "cleveland-police-2025-ncpi"
@@ -68,9 +68,6 @@ class Command(BaseCommand):
             call_command("loaddata", "demo_users", verbosity=0)
         credentials = self._passwords()
         self.stdout.write(tell_the_story())
-        # Issue 16: demo plans and measures on the causes of concern, marked as demo.
-        lead = User.objects.get(username="lead")
-        outcome_demo.add_demo_outcomes(lead, User.objects.get(username="owner"), User.objects.get(username="owner2"))
         self.stdout.write("Demo users (password in brackets); sign in at " + settings.SITE_URL + "/ or /admin/:")
         for username in DEMO_USERS:
             user = User.objects.get(username=username)
@@ -117,6 +114,11 @@ def tell_the_story(today: dt.date | None = None) -> str:
         return "Demo history: already in place (or people have worked on these recommendations): left as it is."
     with transaction.atomic():
         Story(inspection, today).tell()
+        # Issue 16: demo plans and measures on the causes of concern, marked as demo, told a week ago.
+        with _backdated(7):
+            outcome_demo.add_demo_outcomes(
+                lead, User.objects.get(username="owner"), User.objects.get(username="owner2"), today=today
+            )
     return (
         f"Demo history: {recs.count()} recommendations of {inspection.title} given four months of owners, "
         "updates, evidence and reviews."
@@ -201,6 +203,11 @@ class Story:
             ("CS2", "owner2"),
             ("OBS2", "owner2"),
             ("GJ2", "owner2"),
+            ("GJ3", "owner"),
+            ("GJ4", "owner2"),
+            ("OBS9", "owner"),
+            ("OBS10", "owner2"),
+            ("OBS11", "owner"),
         ]:
             self.owner(112, reference, owner, board)
         self.owner(30, "OBS7", "owner2", "Moved from the public protection unit's plan")  # OBS3, OBS6: no owner yet
@@ -217,6 +224,11 @@ class Story:
             ("OBS2", -9),  # passed, not yet moved
             ("GJ2", 150),
             ("OBS7", 100),
+            ("GJ3", 180),
+            ("GJ4", 180),
+            ("OBS9", 120),
+            ("OBS10", 90),
+            ("OBS11", 150),
         ]:  # OBS5: no target date yet
             self.target(105, reference, days_from_today)
 
@@ -300,6 +312,11 @@ class Story:
                 "GJ1": self.day(16),
                 "CS1": self.day(20),
                 "OBS7": self.day(23),
+                "GJ3": self.day(25),
+                "GJ4": self.day(26),
+                "OBS9": self.day(27),
+                "OBS10": self.day(28),
+                "OBS11": self.day(29),
                 "OBS4": self.day(3),  # closed: no reminder
             },
         )
@@ -314,9 +331,15 @@ def _backdated(days_ago: int) -> Iterator[None]:
     """
     marks = {model: model.objects.aggregate(last=Max("pk"))["last"] or 0 for model in _TIMESTAMPED}
     history_marks = {model: model.objects.aggregate(last=Max("history_id"))["last"] or 0 for model in _HISTORIES}
+    reminder_mark = Reminder.objects.aggregate(last=Max("pk"))["last"] or 0
     started = timezone.now()
     yield
     when = started - dt.timedelta(days=days_ago)
+    # The story's steps are history, not news: their notifications (tracker.notifications) are not sent now.
+    Reminder.objects.filter(pk__gt=reminder_mark, event__isnull=False).update(
+        state=Reminder.State.CANCELLED,
+        last_error="Demo history: the step is told as months ago, so nobody is told now.",
+    )
     RecommendationEvent.objects.filter(pk__gt=marks[RecommendationEvent]).update(at=when)
     ProgressUpdate.objects.filter(pk__gt=marks[ProgressUpdate]).update(created_at=when)
     Evidence.objects.filter(pk__gt=marks[Evidence]).update(added_at=when)
