@@ -217,7 +217,7 @@ def annotate(qs: QuerySet[Recommendation], user: User, now: dt.datetime) -> Quer
     )
     if "fact_involved" in qs.query.annotations:  # the API's list has them already
         return qs
-    return policy.with_facts(qs, user)
+    return policy.with_facts(qs, user, measures=False)  # home decides no closing
 
 
 def context_for(user: User, keys, visible: QuerySet[Recommendation] | None = None) -> Context:

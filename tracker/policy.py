@@ -170,8 +170,12 @@ def involved_user_ids(rec: Recommendation) -> set[int]:
     return ids
 
 
-def with_facts(qs: QuerySet[Recommendation], user: User) -> QuerySet[Recommendation]:
-    """Annotate what :class:`Facts` needs, so deciding for a whole page costs no query per row."""
+def with_facts(qs: QuerySet[Recommendation], user: User, *, measures: bool = True) -> QuerySet[Recommendation]:
+    """Annotate what :class:`Facts` needs, so deciding for a whole page costs no query per row.
+
+    ``measures=False`` leaves out the outcome measures' prefetch, for a caller that never decides closing
+    (home's inbox): a row's ``Facts.outcome_problem`` then queries its own.
+    """
 
     def evidence_count(condition: Q) -> Coalesce:
         counted = (
@@ -199,7 +203,9 @@ def with_facts(qs: QuerySet[Recommendation], user: User) -> QuerySet[Recommendat
         fact_accepted_outcome=evidence_count(accepted & outcome),
         fact_opened_at=Coalesce(Subquery(reopened), F("created_at")),
     )
-    qs = qs.prefetch_related(outcomes.measures_prefetch()).annotate(
+    if measures:
+        qs = qs.prefetch_related(outcomes.measures_prefetch())
+    qs = qs.annotate(
         fact_gate_overridden=Exists(
             RecommendationEvent.objects.filter(
                 recommendation=OuterRef("pk"), action=Event.OUTCOME_GATE_OVERRIDDEN, at__gte=OuterRef("fact_opened_at")

@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils.html import escape
 
 from tests.factories import RecommendationFactory
-from tests.one_rule import build_states, submitted
+from tests.one_rule import MEASURE, build_states, last_periods, submitted
 from tracker import policy, workflow
 from tracker.models import Evidence, Finding, Recommendation
 from tracker.permissions import Action, NotPermitted
@@ -45,6 +45,10 @@ def _more_states(org, olly, rita, lead) -> dict[str, Recommendation]:
     workflow.submit_for_assurance(rec, by=olly)
     workflow.review_evidence(output, by=rita, accept=True)
     workflow.review_evidence(outcome, by=rita, accept=False, reason="The sample is two cases")
+    # Its measure is at target (issue 16), so outcome evidence is the one thing closing still needs.
+    measure = workflow.add_measure(rec, by=olly, supplier=olly, **MEASURE)
+    for period, value in zip(last_periods(3), (90, 92, 95), strict=True):
+        workflow.enter_measure_data(measure, by=olly, period=period, value=value)
     recs["awaiting, cause of concern, only the output accepted"] = rec
 
     rec = submitted(RecommendationFactory(finding__inspection__organisation=org, owner=olly), olly)
@@ -141,7 +145,7 @@ def test_the_walk_covers_every_closing_and_submitting_condition(states, rita, le
             alone |= set(unmet) if len(unmet) == 1 else set()
         unmet = [item.key for item in policy.submit_checklist(olly, _fresh(rec)) if item.met is False]
         alone |= set(unmet) if len(unmet) == 1 else set()
-    closing = {"awaiting_assurance", "four_eyes", "reviewed", "accepted", "outcome_accepted"}
+    closing = {"awaiting_assurance", "four_eyes", "reviewed", "accepted", "outcome_accepted", "outcomes"}
     assert alone == closing | {"in_progress", "evidence", "outcome_evidence"}
 
 
