@@ -14,6 +14,7 @@ from playwright.sync_api import Page, expect
 
 from tests.browser import sign_in, snap
 from tests.factories import FindingFactory, RecommendationFactory
+from tests.one_rule import MEASURE, last_periods
 from tests.web.test_browser import check_page, sign_out
 from tracker import workflow
 from tracker.models import Finding, Recommendation
@@ -37,6 +38,10 @@ def cause_of_concern(inspection, olly):
     workflow.add_evidence(
         rec, by=olly, kind="note", category="output", description="Training delivered", note="40 officers"
     )
+    # Its outcome measure has been at target for three months (issue 16), so evidence is what closing waits on.
+    measure = workflow.add_measure(rec, by=olly, supplier=olly, **MEASURE)
+    for period, value in zip(last_periods(3), (90, 92, 95), strict=True):
+        workflow.enter_measure_data(measure, by=olly, period=period, value=value)
     return rec
 
 
