@@ -57,9 +57,13 @@ check: install
 	$(PY) manage.py check
 	$(PY) manage.py makemigrations --check --dry-run
 
+# The suite runs in parallel processes (pytest-xdist), one per CPU up to four; each has its own test
+# database, Redis and SMTP ports. `make test PYTEST_WORKERS=0` runs it in one process.
+PYTEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); [ $$n -gt 4 ] && n=4; echo $$n)
+
 test: install lint check
 	@mkdir -p var/test-artifacts
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -n $(PYTEST_WORKERS)
 
 # Debian's PostgreSQL server, only for test-postgres and bench-postgres (make run uses SQLite).
 postgres:
@@ -72,7 +76,7 @@ postgres:
 # run and removed afterwards, pass or fail (.ci/with-postgres). Worker processes get the same DATABASE_URL.
 test-postgres: install postgres
 	@mkdir -p var/test-artifacts
-	.ci/with-postgres bash -c '$(PY) manage.py check --database default && $(PY) manage.py makemigrations --check --dry-run && $(VENV)/bin/pytest -q'
+	.ci/with-postgres bash -c '$(PY) manage.py check --database default && $(PY) manage.py makemigrations --check --dry-run && $(VENV)/bin/pytest -q -n $(PYTEST_WORKERS)'
 
 # Every script of bench/ on PostgreSQL, each on a fresh server: the reminder sweep and the API at 100,000
 # recommendations, the pages (lists, search, dashboard) at BENCH_SIZES one size per server, the CSV export
