@@ -14,7 +14,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db.models import Prefetch
 
-from tracker.models import Quotation
+from tracker.models import Inspectorate, Quotation
 
 _SPACE = re.compile(r"\s+")
 
@@ -23,6 +23,28 @@ def quotations_prefetch(prefix: str = "") -> Prefetch:
     """Prefetch a finding's quotations with their sources, in order (``prefix`` e.g. ``finding__``)."""
     return Prefetch(
         f"{prefix}quotations", queryset=Quotation.objects.select_related("source").order_by("position", "pk")
+    )
+
+
+def seeded_from(inspectorate: str, joint_inspectorates: str, title: str, published, published_text: str) -> str:
+    """The reason on a seeded recommendation's first event: the publication it comes from, as users read
+    it ("Seeded from HMICFRS, <title>, 15 January 2025"), never the seed file's path. Plain values, so
+    that migration 0014 words existing events the same way."""
+    if inspectorate == Inspectorate.JOINT and joint_inspectorates:
+        who = joint_inspectorates
+    else:
+        who = Inspectorate(inspectorate).label if inspectorate in Inspectorate.values else inspectorate
+    when = f"{published:%-d %B %Y}" if published else published_text
+    return "Seeded from " + ", ".join(part for part in (who, title, when) if part)
+
+
+def seeded_reason(inspection) -> str:
+    return seeded_from(
+        inspection.inspectorate,
+        inspection.joint_inspectorates,
+        inspection.title,
+        inspection.published,
+        inspection.published_text,
     )
 
 
