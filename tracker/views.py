@@ -82,6 +82,8 @@ def home(request: HttpRequest) -> HttpResponse:
     context = {"sections": sections, "today": timezone.localdate(), "rows_shown": inbox.INBOX_ROWS}
     returned = next((g for _title, groups in sections for g in groups if g.group.key == "returned"), None)
     context["returned"] = returned
+    context["deadlines"] = inbox.inspection_deadlines(request.user, context["today"])
+    context["ahead_days"], context["passed_days"] = deadlines.INBOX_AHEAD_DAYS, deadlines.INBOX_PASSED_DAYS
     if inbox.shows_summary(request.user):
         context["figures"] = inbox.summary(visible)
         context["changes"] = inbox.changes_since(request.user, visible)
