@@ -5,7 +5,7 @@ every other reason are kept as they are."""
 
 import re
 
-from django.db import migrations
+from django.db import migrations, models
 
 from tracker.sources import seeded_from
 
@@ -34,5 +34,42 @@ class Migration(migrations.Migration):
         ("tracker", "0012_scale"),
     ]
 
-    # The file's path is not worth restoring: going back leaves the publication's wording in place.
-    operations = [migrations.RunPython(word_by_publication, migrations.RunPython.noop)]
+    operations = [
+        # Names only (no change to the tables): the words a refused date is explained in.
+        migrations.AlterField(
+            model_name="historicalinspection",
+            name="action_plan_due",
+            field=models.DateField(
+                blank=True,
+                help_text="When the force's action plan in response to the report is due.",
+                null=True,
+                verbose_name="action plan date",
+            ),
+        ),
+        migrations.AlterField(
+            model_name="historicalinspection",
+            name="revisit_due",
+            field=models.DateField(
+                blank=True, help_text="When the inspectorate is due to revisit.", null=True, verbose_name="revisit date"
+            ),
+        ),
+        migrations.AlterField(
+            model_name="inspection",
+            name="action_plan_due",
+            field=models.DateField(
+                blank=True,
+                help_text="When the force's action plan in response to the report is due.",
+                null=True,
+                verbose_name="action plan date",
+            ),
+        ),
+        migrations.AlterField(
+            model_name="inspection",
+            name="revisit_due",
+            field=models.DateField(
+                blank=True, help_text="When the inspectorate is due to revisit.", null=True, verbose_name="revisit date"
+            ),
+        ),
+        # The file's path is not worth restoring: going back leaves the publication's wording in place.
+        migrations.RunPython(word_by_publication, migrations.RunPython.noop),
+    ]
