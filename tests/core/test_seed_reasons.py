@@ -81,3 +81,32 @@ def test_the_migration_words_old_seed_reasons_by_publication_and_keeps_every_oth
         assert Event.objects.count() == 4
     finally:
         MigrationExecutor(connection).migrate(executor.loader.graph.leaf_nodes())
+
+
+INTERNAL = ("seeds/", "shared/", ".yaml", ".yml", "000_")
+
+
+def test_no_page_api_answer_or_export_of_a_seeded_database_shows_an_internal_path(db, client):
+    from django.urls import reverse
+
+    from tests.factories import UserFactory
+    from tracker.models import Inspection
+    from tracker.permissions import Role
+
+    seed()
+    lead = UserFactory(organisation=Inspection.objects.first().organisation, roles=[Role.GOVERNANCE_LEAD])
+    client.force_login(lead)
+    urls = ["/", reverse("tracker:recommendations"), reverse("tracker:dashboard")]
+    for inspection in Inspection.objects.all():
+        urls += [inspection.get_absolute_url(), reverse("tracker:board-pack", args=[inspection.pk])]
+    urls += [rec.get_absolute_url() for rec in Recommendation.objects.all()]
+    urls += ["/api/findings/", "/api/inspections/", "/api/recommendations/"]
+    for url in urls:
+        response = client.get(url)
+        assert response.status_code == 200, url
+        body = response.content.decode()
+        assert not [word for word in INTERNAL if word in body], url
+    rec = Recommendation.objects.get(finding__reference="CC1", finding__inspection__slug="cleveland-police-2025-ncpi")
+    assert REASON_2025 in client.get(rec.get_absolute_url()).content.decode()
+    export = b"".join(client.get(reverse("tracker:export-csv")).streaming_content).decode("utf-8-sig")
+    assert not [word for word in INTERNAL if word in export]
