@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from tracker.models import PCC_RESPONSE_DAYS, Inspection, Organisation
@@ -83,3 +83,33 @@ def upcoming(
         if today <= deadline.date <= until
     ]
     return sorted(found, key=lambda item: (item[2], item[0].pk, item[1]))
+
+
+# The lead's inbox: deadlines coming up, and those passed recently (nothing records a deadline as met, so
+# a passed one stays in view for a while and then drops out, rather than accusing for ever).
+INBOX_AHEAD_DAYS = 60  # a new report's PCC response (56 days) is in view from publication
+INBOX_PASSED_DAYS = 30
+
+
+def approaching_or_passed(
+    inspections: QuerySet[Inspection],
+    today: dt.date,
+    ahead_days: int = INBOX_AHEAD_DAYS,
+    passed_days: int = INBOX_PASSED_DAYS,
+) -> list[Deadline]:
+    """The deadlines of ``inspections`` from ``passed_days`` ago to ``ahead_days`` ahead, soonest first:
+    one query, however many inspections."""
+    earliest, latest = today - dt.timedelta(days=passed_days), today + dt.timedelta(days=ahead_days)
+    pcc_published = (earliest - dt.timedelta(days=PCC_RESPONSE_DAYS), latest - dt.timedelta(days=PCC_RESPONSE_DAYS))
+    candidates = inspections.filter(
+        Q(published__range=pcc_published)
+        | Q(action_plan_due__range=(earliest, latest))
+        | Q(revisit_due__range=(earliest, latest))
+    ).select_related("organisation")
+    found = [
+        deadline
+        for inspection in candidates
+        for deadline in for_inspection(inspection)
+        if earliest <= deadline.date <= latest
+    ]
+    return sorted(found, key=lambda d: (d.date, d.inspection.pk, d.label))

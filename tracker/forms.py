@@ -17,7 +17,7 @@ from django.forms.boundfield import BoundField
 
 from tracker import inbox, permissions, uploads, workflow
 from tracker.filters import RecommendationFilter
-from tracker.models import MAX_REVIEW_INTERVAL_DAYS, SHORT_TEXT, Evidence, Recommendation, SavedFilter
+from tracker.models import MAX_REVIEW_INTERVAL_DAYS, SHORT_TEXT, Evidence, Inspection, Recommendation, SavedFilter
 
 RAG_CHOICES = [("", "No change"), *[(value, label) for value, label in Recommendation.Rag.choices if value]]
 
@@ -636,3 +636,54 @@ def staff_filter(data, queryset, request, *, own_only: bool = False) -> Recommen
 
 def _size(size: int) -> str:
     return f"{size / (1024 * 1024):.0f} MB" if size >= 1024 * 1024 else f"{max(1, size // 1024)} KB"
+
+
+class InspectionDatesForm(StaffForm):
+    """An inspection's action plan and revisit dates (a governance lead's). An empty date means none;
+    ``shown`` carries the dates the page showed, so that a change made meanwhile is not overwritten."""
+
+    action_plan_due = GovUKDateField(
+        label="Force's action plan due",
+        error_name="The action plan date",
+        required=False,
+        help_text="For example, 14 4 2025. Leave it blank if no date has been agreed.",
+    )
+    revisit_due = GovUKDateField(
+        label="Inspectorate's revisit",
+        error_name="The revisit date",
+        required=False,
+        help_text="For example, 1 10 2025. Leave it blank if no revisit has been announced.",
+    )
+    reason = forms.CharField(
+        label="Reason for the change",
+        required=False,
+        max_length=workflow.INSPECTION_REASON_LIMIT,
+        widget=forms.TextInput(attrs={"class": "govuk-input"}),
+        help_text=(
+            f"Required when moving or removing a date already set; at most {workflow.INSPECTION_REASON_LIMIT} "
+            "characters. It is kept in the inspection's history."
+        ),
+    )
+    shown = forms.CharField(widget=forms.HiddenInput, required=False)
+
+    def __init__(self, *args, inspection: Inspection, **kwargs) -> None:
+        kwargs.setdefault("initial", {})
+        kwargs["initial"].setdefault("shown", self.shown_value(inspection))
+        super().__init__(*args, **kwargs)
+        self.fields["action_plan_due"].initial = inspection.action_plan_due
+        self.fields["revisit_due"].initial = inspection.revisit_due
+
+    @staticmethod
+    def shown_value(inspection: Inspection) -> str:
+        return "|".join(
+            date.isoformat() if date else "" for date in (inspection.action_plan_due, inspection.revisit_due)
+        )
+
+    def clean_shown(self) -> tuple[dt.date | None, dt.date | None] | None:
+        parts = (self.cleaned_data.get("shown") or "").split("|")
+        if len(parts) != 2:
+            return None
+        try:
+            return tuple(dt.date.fromisoformat(part) if part else None for part in parts)
+        except ValueError:
+            return None

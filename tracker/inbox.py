@@ -22,7 +22,7 @@ from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery, 
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from tracker import permissions, policy
+from tracker import deadlines, permissions, policy
 from tracker.models import ProgressUpdate, Recommendation, RecommendationEvent, Reminder
 from tracker.permissions import Role
 
@@ -294,6 +294,16 @@ def _with_return(rows: QuerySet[Recommendation]) -> QuerySet[Recommendation]:
         returned_by_last=Subquery(event.values("actor__last_name")),
         returned_by_username=Subquery(event.values("actor__username")),
     )
+
+
+def inspection_deadlines(user: User, today: dt.date | None = None) -> list[tuple[deadlines.Deadline, str]] | None:
+    """A lead's inspection deadlines approaching or recently passed, each with its days left or passed
+    (one query); None for anyone else, whose home has no such group."""
+    if not permissions.has_role(user, Role.GOVERNANCE_LEAD):
+        return None
+    today = today or timezone.localdate()
+    found = deadlines.approaching_or_passed(permissions.visible_inspections(user), today)
+    return [(deadline, deadline.status(today)) for deadline in found]
 
 
 # The viewer's home: the figures, and what changed since they last looked.

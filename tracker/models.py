@@ -160,9 +160,14 @@ class Inspection(models.Model):
     )
     # The clocks that follow publication and that a governance lead sets (tracker.deadlines reads them).
     action_plan_due = models.DateField(
-        null=True, blank=True, help_text="When the force's action plan in response to the report is due."
+        "action plan date",
+        null=True,
+        blank=True,
+        help_text="When the force's action plan in response to the report is due.",
     )
-    revisit_due = models.DateField(null=True, blank=True, help_text="When the inspectorate is due to revisit.")
+    revisit_due = models.DateField(
+        "revisit date", null=True, blank=True, help_text="When the inspectorate is due to revisit."
+    )
     history = HistoricalRecords()
 
     class Meta:

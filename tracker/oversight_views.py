@@ -29,7 +29,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
-from tracker import boardpack, calendar_feed, dashboard, exports, import_jobs, imports, jobs, permissions
+from tracker import boardpack, calendar_feed, dashboard, exports, import_jobs, imports, jobs, permissions, sources
 from tracker.forms import GovUKDateField
 from tracker.models import AccessLog, ExportJob, ImportJob, Inspection
 from tracker.views import staff_page
@@ -54,9 +54,9 @@ def dashboard_page(request: HttpRequest) -> HttpResponse:
     if chosen and not (chosen.isascii() and chosen.isdigit() and int(chosen) < 2**63):
         raise Http404("No such inspection.")
     inspection = _inspection(request, chosen) if chosen else None
-    return render(
-        request, "tracker/oversight/dashboard.html", {"board": dashboard.build(request.user, inspection=inspection)}
-    )
+    board = dashboard.build(request.user, inspection=inspection)
+    strengths = sources.strengths_to_sustain([inspection] if inspection else board.inspections)
+    return render(request, "tracker/oversight/dashboard.html", {"board": board, "strengths": strengths})
 
 
 class SinceForm(forms.Form):

@@ -157,6 +157,22 @@ def may_create_recommendations(user: User | None, organisation_id: int) -> bool:
     )
 
 
+# An inspection's own dates: the force's action plan and the inspectorate's revisit (tracker.deadlines).
+SET_INSPECTION_DATES = "set_inspection_dates"
+SET_INSPECTION_DATES_REFUSAL = "Only a governance lead can set an inspection's action plan and revisit dates."
+
+
+def may_set_inspection_dates(user: User, inspection: Inspection) -> bool:
+    """The role half; whether it may happen now is ``tracker.policy.decide_inspection_dates``."""
+    return (
+        user.is_authenticated
+        and user.is_active
+        and user.organisation_id is not None
+        and user.organisation_id == inspection.organisation_id
+        and is_governance_lead(user)
+    )
+
+
 # Querysets: what a user may list. Anything outside them is "not found" to that user.
 
 

@@ -24,9 +24,9 @@ from django.contrib.auth import get_user_model
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
-from tracker import outcomes
+from tracker import outcomes, permissions
 from tracker.errors import WorkflowError
-from tracker.models import Evidence, Finding, Recommendation, RecommendationEvent
+from tracker.models import Evidence, Finding, Inspection, Recommendation, RecommendationEvent
 from tracker.permissions import Action, NotPermitted, role_allows, role_refusal
 
 if TYPE_CHECKING:
@@ -56,7 +56,7 @@ FOUR_EYES_OVERRIDE = f"{_DID_THE_WORK} decide to close it without its outcomes (
 
 @dataclass(frozen=True)
 class Decision:
-    action: Action
+    action: Action | str  # an Action, or permissions.SET_INSPECTION_DATES for an inspection's dates
     allowed: bool
     reason: str = ""
     by_role: bool = False  # refused because of who the person is, not because of the state
@@ -484,3 +484,19 @@ def require_role(user: User, action: Action, rec: Recommendation, item: object |
     """Only the role half: for checks made before the row is locked (the state is checked after)."""
     if not role_allows(user, action, rec, item):
         raise NotPermitted(role_refusal(action))
+
+
+# An inspection's dates (the action plan and the revisit): not a recommendation's action, so not in
+# ``Action`` (whose every member is asked of each recommendation), but decided here all the same.
+
+UNTRACKED_DATES = "This inspection is kept as history and is not tracked, so it has no action plan or revisit to date."
+
+
+def decide_inspection_dates(user: User, inspection: Inspection) -> Decision:
+    """May ``user`` set or move ``inspection``'s action plan and revisit dates now? Role, then state."""
+    action = permissions.SET_INSPECTION_DATES
+    if not permissions.may_set_inspection_dates(user, inspection):
+        return Decision(action, False, permissions.SET_INSPECTION_DATES_REFUSAL, by_role=True)
+    if not inspection.tracked:
+        return Decision(action, False, UNTRACKED_DATES)
+    return Decision(action, True)

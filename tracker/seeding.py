@@ -609,7 +609,7 @@ def _load(item: ParsedFile, report: SeedReport) -> None:
                 interval_days=interval,
                 title=data.title,
                 outcome_measure=data.outcome_measure,
-                reason=f"Seeded from {item.path}",
+                reason=excerpts.seeded_reason(inspection),
             )
             report.created.append(f"recommendation {inspection.slug} {reference}")
 

@@ -22,6 +22,7 @@ urlpatterns = [
     path("calendar/<str:token>.ics", oversight_views.calendar_ics, name="calendar-feed"),
     path("settings/notifications/", notification_views.notification_settings, name="notification-settings"),
     path("inspections/<int:pk>/", views.inspection_detail, name="inspection"),
+    path("inspections/<int:pk>/dates/", views.inspection_dates, name="inspection-dates"),
     path("recommendations/<int:pk>/", views.recommendation_detail, name="recommendation"),
     path("recommendations/<int:pk>/update/", views.post_update, name="update"),
     path("recommendations/<int:pk>/evidence/", views.add_evidence, name="add-evidence"),

@@ -82,6 +82,8 @@ def home(request: HttpRequest) -> HttpResponse:
     context = {"sections": sections, "today": timezone.localdate(), "rows_shown": inbox.INBOX_ROWS}
     returned = next((g for _title, groups in sections for g in groups if g.group.key == "returned"), None)
     context["returned"] = returned
+    context["deadlines"] = inbox.inspection_deadlines(request.user, context["today"])
+    context["ahead_days"], context["passed_days"] = deadlines.INBOX_AHEAD_DAYS, deadlines.INBOX_PASSED_DAYS
     if inbox.shows_summary(request.user):
         context["figures"] = inbox.summary(visible)
         context["changes"] = inbox.changes_since(request.user, visible)
@@ -249,8 +251,48 @@ def inspection_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "groups": [(label, by_kind[value]) for value, label in Finding.Kind.choices if by_kind.get(value)],
             "strengths": strengths,
             "deadlines": [(d, d.status(today)) for d in deadlines.for_inspection(inspection)],
+            "may_set_dates": bool(policy.decide_inspection_dates(request.user, inspection)),
         },
     )
+
+
+@staff_page
+def inspection_dates(request: HttpRequest, pk: int) -> HttpResponse:
+    """A governance lead sets, moves or clears the inspection's action plan and revisit dates."""
+    inspection = get_object_or_404(permissions.visible_inspections(request.user).select_related("organisation"), pk=pk)
+    decision = policy.decide_inspection_dates(request.user, inspection)
+    context = {"inspection": inspection, "refused": ""}
+    if not decision:
+        if decision.by_role:
+            raise permissions.NotPermitted(decision.reason)
+        context["refused"] = decision.reason
+        return render(request, "tracker/inspection_dates.html", context, status=409)
+    form = staff_forms.InspectionDatesForm(request.POST or None, inspection=inspection)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            workflow.set_inspection_dates(
+                inspection,
+                by=request.user,
+                action_plan_due=data["action_plan_due"],
+                revisit_due=data["revisit_due"],
+                reason=data["reason"],
+                expected=data["shown"],
+            )
+        except workflow.StaleRecommendation as exc:
+            inspection.refresh_from_db()
+            fresh = request.POST.copy()
+            fresh["shown"] = form.shown_value(inspection)
+            form = staff_forms.InspectionDatesForm(fresh, inspection=inspection)
+            form.is_valid()
+            form.add_error(None, str(exc))
+        except workflow.WorkflowError as exc:
+            form.add_workflow_error(str(exc))
+        else:
+            messages.success(request, "The inspection's dates have been saved.")
+            return redirect(reverse("tracker:inspection", args=[inspection.pk]) + "#deadlines")
+    context["form"] = form
+    return render(request, "tracker/inspection_dates.html", context)
 
 
 @dataclass(frozen=True)

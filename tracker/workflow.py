@@ -30,6 +30,7 @@ from tracker.models import (
     MAX_REVIEW_INTERVAL_DAYS,
     Evidence,
     Finding,
+    Inspection,
     MeasureDataPoint,
     OutcomeMeasure,
     PlanAction,
@@ -887,3 +888,64 @@ def override_outcome_gate(
         _save(rec, by, "Outcome gate overridden", [])
 
     return _apply(recommendation, by, Action.OVERRIDE_OUTCOME_GATE, expected_version, change)
+
+
+# An inspection's dates (tracker.deadlines): the force's action plan and the inspectorate's revisit, set
+# by a governance lead. Not a recommendation's, so no timeline event: the inspection's history keeps who,
+# when, the old and new dates and the reason (which therefore fits history's 100 characters).
+
+INSPECTION_DATE_FIELDS = {"action_plan_due": "the action plan date", "revisit_due": "the revisit date"}
+INSPECTION_REASON_LIMIT = 100
+
+
+def set_inspection_dates(
+    inspection: Inspection,
+    *,
+    by: User,
+    action_plan_due: dt.date | None,
+    revisit_due: dt.date | None,
+    reason: str = "",
+    expected: tuple[dt.date | None, dt.date | None] | None = None,
+) -> Inspection:
+    """Set, move or clear the action plan and revisit dates. Setting a first date is planning; moving or
+    clearing one already set needs a reason. ``expected``: the (action plan, revisit) dates the person was
+    shown, so that a change made meanwhile by someone else is not silently overwritten."""
+    wanted = {"action_plan_due": action_plan_due, "revisit_due": revisit_due}
+    for name, value in wanted.items():
+        if value is not None and not EARLIEST_DATE <= value <= LATEST_DATE:
+            raise InvalidInput(
+                f"{INSPECTION_DATE_FIELDS[name].capitalize()} must be between {EARLIEST_DATE:%Y} and {LATEST_DATE:%Y}."
+            )
+    reason = (reason or "").strip()
+    if len(reason) > INSPECTION_REASON_LIMIT:
+        raise InvalidInput(
+            f"The reason is {len(reason)} characters long; the limit is {INSPECTION_REASON_LIMIT}. Shorten it."
+        )
+    with transaction.atomic():
+        current = (
+            Inspection.objects.select_for_update(of=("self",)).select_related("organisation").get(pk=inspection.pk)
+        )
+        policy.decide_inspection_dates(by, current).raise_if_refused()
+        if expected is not None and (current.action_plan_due, current.revisit_due) != tuple(expected):
+            raise StaleRecommendation(
+                "These dates were changed by someone else while you were working on them. Nothing was saved; "
+                "reload the page to see the latest dates and try again."
+            )
+        changed = [name for name, value in wanted.items() if getattr(current, name) != value]
+        if not changed:
+            return current
+        moved = [INSPECTION_DATE_FIELDS[name] for name in changed if getattr(current, name) is not None]
+        if moved and not reason:
+            raise InvalidInput(f"Give a reason for moving or removing {' and '.join(moved)}.")
+        for name in changed:
+            setattr(current, name, wanted[name])
+        try:
+            current.clean()  # never before publication
+        except ValidationError as exc:
+            raise InvalidInput(
+                " ".join(message for messages in exc.message_dict.values() for message in messages)
+            ) from None
+        current._history_user = by
+        current._change_reason = reason or "Dates set"
+        current.save(update_fields=changed)
+    return current

@@ -116,6 +116,37 @@ class TestTheClevelandSeed:
         )
         assert slugs == {"stockton-on-tees-2018-jtai", "cleveland-police-2025-ncpi"}
 
+    def test_the_findings_the_audit_found_missing_are_seeded_in_the_inspectorates_words(self, seeded):
+        """Issue 14: the 2025 report's voice of the child, information sharing and operational joint
+        working; strengths in 2017, 2018 and 2025; the 2018 joint inspection's staffing recommendation."""
+        wanted = {
+            ("cleveland-police-2025-ncpi", "consistently record the voice of the child"): "The inspectorate's words",
+            (
+                "cleveland-police-2025-ncpi",
+                "effectively shares relevant information with its safeguarding partners",
+            ): "The inspectorate's words",
+            (
+                "cleveland-police-2025-ncpi",
+                "at an operational level, improvements are needed. Especially to the force's joint working",
+            ): "The inspectorate's words",
+            (
+                "stockton-on-tees-2018-jtai",
+                "staffing levels in the protecting vulnerable people support team",
+            ): "As reported by",
+        }
+        for (slug, words), label in wanted.items():
+            findings = Finding.objects.filter(inspection__slug=slug, quotations__text__contains=words).distinct()
+            assert findings.count() == 1, words
+            quotation = findings.get().quotations.get(text__contains=words)
+            assert quotation.label.startswith(label), (words, quotation.label)
+        strengths = Finding.objects.filter(kind=Finding.Kind.STRENGTH)
+        assert set(strengths.values_list("inspection__slug", flat=True)) == {
+            "cleveland-police-2017-ncpi",
+            "cleveland-police-2018-post-inspection-review",
+            "cleveland-police-2025-ncpi",
+        }
+        assert not Recommendation.objects.filter(finding__in=strengths).exists()
+
 
 class TestIdempotence:
     def test_seeding_twice_changes_nothing_and_says_so(self, seeded, capsys):

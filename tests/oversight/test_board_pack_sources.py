@@ -32,3 +32,51 @@ def test_the_dashboard_lists_the_inspection_deadlines_coming_up(client, frozen, 
     assert "<strong>Force&#x27;s action plan</strong>" in html and "1 April 2026 (14 days left)" in html
     assert "Inspectorate&#x27;s revisit" not in html  # beyond 90 days
     assert "Police and crime commissioner" not in html  # passed a year ago
+
+
+def _dashboard(client, user, query: str = "") -> tuple[str, int]:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client.force_login(user)
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get(reverse("tracker:dashboard") + query)
+    assert response.status_code == 200
+    return response.content.decode(), len(captured)
+
+
+def _strengths(html: str) -> str:
+    start = html.index('id="strengths"')
+    return html[start : html.index("<h2", start)]
+
+
+def test_the_dashboard_shows_the_strengths_as_what_to_sustain_a_few_each_with_a_link(
+    client, frozen, cleveland, rita, monkeypatch
+):
+    from tracker import sources
+
+    monkeypatch.setattr(sources, "STRENGTHS_SHOWN", 2)
+    shown = _strengths(_dashboard(client, rita)[0])
+    assert "What to sustain" in shown and "not tracked as recommendations" in shown
+    assert f"{cleveland.title} (3 strengths)" in shown
+    assert shown.count("<li>") == 2  # the tracked 2025 inspection only; 2017 and 2018 are history
+    assert f'href="{cleveland.get_absolute_url()}#strengths">All 3 strengths, 1 more,' in shown
+    assert "/recommendations/" not in shown  # shown, never tracked
+    # Chosen on its own, an inspection shows its own strengths.
+    assert f"{cleveland.title} (3 strengths)" in _strengths(_dashboard(client, rita, f"?inspection={cleveland.pk}")[0])
+
+
+def test_the_dashboards_strengths_stay_the_same_size_and_queries_however_many_there_are(
+    client, frozen, cleveland, rita
+):
+    from tests.factories import FindingFactory
+    from tracker.models import Finding
+
+    html, queries = _dashboard(client, rita)
+    for n in range(40):
+        FindingFactory(inspection=cleveland, kind=Finding.Kind.STRENGTH, reference=f"ZS{n:02}", title="A strength")
+    more_html, more_queries = _dashboard(client, rita)
+    assert more_queries == queries
+    assert _strengths(more_html).count("<li>") == _strengths(html).count("<li>") == 3
+    assert "All 43 strengths, 40 more," in _strengths(more_html)
+    assert "ZS00" not in more_html

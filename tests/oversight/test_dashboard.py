@@ -200,6 +200,7 @@ def test_the_same_number_of_queries_at_10_and_200_rows(client, org, rita, olly, 
     at_200 = _queries(client, url)
     assert at_10 == at_200, (at_10, at_200)
     # The themes' names and the weeks' new rows are a query each, not a join per row; the inspection
-    # deadlines (tracker.deadlines) and the measures off track (tracker.outcomes) one each.
-    assert at_10 <= 18
+    # deadlines (tracker.deadlines), the measures off track (tracker.outcomes) and the strengths to sustain
+    # (tracker.sources) one each.
+    assert at_10 <= 19
     assert dashboard.build(rita, inspection=inspection).total == 200
