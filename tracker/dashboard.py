@@ -17,12 +17,22 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from django.db import connections
-from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Case, Count, OuterRef, QuerySet, Subquery, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from tracker import counts as tracker_counts
 from tracker import deadlines, health, outcomes, permissions
-from tracker.models import Evidence, Finding, Inspection, Rag, Recommendation, RecommendationEvent, Status, Theme
+from tracker.models import (
+    Evidence,
+    Inspection,
+    OutcomeMeasure,
+    Rag,
+    Recommendation,
+    RecommendationEvent,
+    Status,
+    Theme,
+)
 
 if TYPE_CHECKING:
     from tracker.models import User
@@ -248,12 +258,46 @@ def _week_edges(today: dt.date, count: int = WEEKS) -> tuple[list[dt.date], list
     return starts, [timezone.make_aware(dt.datetime.combine(day, dt.time.min), tz) for day in days]
 
 
-def _counts_by_inspection(scope: QuerySet[Recommendation], today: dt.date) -> dict[int, dict]:
-    """One grouped query: every count the dashboard shows, per inspection.
+def _counts_by_inspection(
+    scope: QuerySet[Recommendation],
+    today: dt.date,
+    *,
+    organisation_id: int | None = None,
+    inspection_id: int | None = None,
+) -> dict[int, dict]:
+    """Every count the dashboard shows, per inspection.
 
-    Grouped by inspection, status and RAG (at most inspections x 5 x 4 rows), then added up here: a
-    filtered count per status and per RAG value cost a comparison per row each, more than the grouping.
+    Given ``organisation_id`` (``scope`` is all of its recommendations, or of ``inspection_id``), the counts by status and RAG are the kept
+    ones (``tracker.counts``: a few rows, whatever the recommendations), and only what depends on today
+    (overdue, target missed) is counted, from the indexes on those dates. Otherwise one grouped query,
+    by inspection, status and RAG (at most inspections x 5 x 4 rows), added up here: a filtered count per
+    status and per RAG value cost a comparison per row each, more than the grouping.
     """
+    zero = {"total": 0, "overdue": 0, "missed": 0}
+    zero |= {f"status_{value}": 0 for value in Status.values} | {f"rag_{value or 'none'}": 0 for value in Rag.values}
+    counts: dict[int, dict] = {}
+    if organisation_id is not None:
+        only = None if inspection_id is None else [inspection_id]
+        for item, status, rag, n in tracker_counts.by_inspection(organisation_id, only):
+            inspection = counts.setdefault(item, dict(zero))
+            inspection["total"] += n
+            inspection[f"status_{status}"] += n
+            inspection[f"rag_{rag or 'none'}"] += n
+        # Each from its index on (organisation, status or date, ..., finding), in one query.
+        overdue, missed = (
+            scope.filter(when)
+            .order_by()
+            .annotate(key=Value(key))
+            .values("key", "finding__inspection_id")
+            .annotate(n=Count("pk"))
+            for key, when in (
+                ("overdue", Recommendation.overdue_q(today)),
+                ("missed", Recommendation.target_missed_q(today)),
+            )
+        )
+        for row in _recommendations_first(overdue.union(missed, all=True)):
+            counts.setdefault(row["finding__inspection_id"], dict(zero))[row["key"]] += row["n"]
+        return counts
     grouped = (
         scope.order_by()
         .values("finding__inspection_id", "status", "rag")
@@ -263,9 +307,6 @@ def _counts_by_inspection(scope: QuerySet[Recommendation], today: dt.date) -> di
             missed=Count("pk", filter=Recommendation.target_missed_q(today)),
         )
     )
-    zero = {"total": 0, "overdue": 0, "missed": 0}
-    zero |= {f"status_{value}": 0 for value in Status.values} | {f"rag_{value or 'none'}": 0 for value in Rag.values}
-    counts: dict[int, dict] = {}
     for row in _recommendations_first(grouped):
         inspection = counts.setdefault(row["finding__inspection_id"], dict(zero))
         inspection["total"] += row["n"]
@@ -276,19 +317,39 @@ def _counts_by_inspection(scope: QuerySet[Recommendation], today: dt.date) -> di
     return counts
 
 
+def _week_of(field_name: str, edges: list[dt.datetime]) -> Case:
+    """0 before the first boundary, i between boundaries i-1 and i, len(edges) after the last: one
+    expression to group by (thirteen filtered counts cost more to build than to run)."""
+    return Case(
+        *(When(**{f"{field_name}__lt": edge}, then=Value(i)) for i, edge in enumerate(edges)),
+        default=Value(len(edges)),
+    )
+
+
+def _before_each(groups: dict[int, int], edges: list[dt.datetime]) -> list[int]:
+    """From counts per ``_week_of`` group, how many were before each boundary."""
+    return [sum(n for group, n in groups.items() if group <= i) for i in range(len(edges))]
+
+
 def _created_before(scope: QuerySet[Recommendation], total: int, edges: list[dt.datetime]) -> list[int]:
     """How many existed before each week boundary: all but those created since, which the index on
     (organisation, created_at) finds without reading the years of older rows (a count per row per week,
     thirteen of them, cost more than every other count of the page together)."""
-    since = scope.order_by().filter(created_at__gte=edges[0])
-    counts = since.aggregate(
-        **{f"since_{i}": Count("pk", filter=Q(created_at__gte=edge)) for i, edge in enumerate(edges)}
+    since = (
+        scope.order_by()
+        .filter(created_at__gte=edges[0])
+        .annotate(week=_week_of("created_at", edges))
+        .values("week")
+        .annotate(n=Count("pk"))
     )
-    return [total - (counts[f"since_{i}"] or 0) for i in range(len(edges))]
+    groups = {row["week"]: row["n"] for row in since}
+    created_since = sum(groups.values())
+    return [total - created_since + before for before in _before_each(groups, edges)]
 
 
 def _recommendations_first(grouped: QuerySet) -> list[dict]:
-    """The rows of ``grouped`` (recommendations joined to their findings), read recommendation first.
+    """The rows of ``grouped`` (recommendations joined to their findings, or a union of such), read
+    recommendation first.
 
     SQLite's planner starts such a join from the findings' index and looks each recommendation up by
     finding, then its row: three lookups a recommendation, 2x slower at 50,000 than reading the
@@ -298,7 +359,7 @@ def _recommendations_first(grouped: QuerySet) -> list[dict]:
     connection = connections[grouped.db]
     sql, params = grouped.query.get_compiler(grouped.db).as_sql()
     join = ' INNER JOIN "tracker_finding" ON ('
-    if connection.vendor != "sqlite" or sql.count(join) != 1 or not sql.startswith("SELECT"):
+    if connection.vendor != "sqlite" or join not in sql or not sql.startswith("SELECT"):
         return list(grouped)
     with connection.cursor() as cursor:
         cursor.execute(sql.replace(join, ' CROSS JOIN "tracker_finding" ON ('), params)
@@ -310,22 +371,24 @@ WEEK_ACTIONS = (Event.CLOSED, Event.REOPENED, Event.SUPERSEDED)
 
 
 def _weeks(
-    scope: QuerySet[Recommendation], starts: list[dt.date], edges: list[dt.datetime], created: list[int]
+    events: QuerySet[RecommendationEvent], starts: list[dt.date], edges: list[dt.datetime], created: list[int]
 ) -> list[Week]:
     """Open at the end of each week and closed during it, replayed from counts before each boundary.
 
-    ``created[i]`` is how many recommendations existed before ``edges[i]``; one aggregate query counts
-    the closures, reopenings and supersessions before each boundary the same way (range comparisons
-    an index on the event's time can serve, not a date truncated per row).
+    ``created[i]`` is how many recommendations existed before ``edges[i]``; one grouped query counts
+    the closures, reopenings and supersessions between boundaries the same way (range comparisons an
+    index on the event's time can serve, not a date truncated per row).
     """
-    aggregates = {
-        f"{action}_{i}": Count("pk", filter=Q(action=action, at__lt=edge))
-        for action in WEEK_ACTIONS
-        for i, edge in enumerate(edges)
-    }
-    before = RecommendationEvent.objects.filter(
-        recommendation__in=scope.order_by().values("pk"), action__in=WEEK_ACTIONS
-    ).aggregate(**aggregates)
+    groups: dict[str, dict[int, int]] = {action: {} for action in WEEK_ACTIONS}
+    for row in (
+        events.filter(action__in=WEEK_ACTIONS)
+        .order_by()
+        .annotate(week=_week_of("at", edges))
+        .values("action", "week")
+        .annotate(n=Count("pk"))
+    ):
+        groups[row["action"]][row["week"]] = row["n"]
+    before = {f"{action}_{i}": n for action in WEEK_ACTIONS for i, n in enumerate(_before_each(groups[action], edges))}
 
     def open_before(i: int) -> int:
         return (
@@ -378,34 +441,27 @@ def _themes(
 ) -> list[ThemeRow]:
     """Each theme of today's findings: how many, the most overdue few, and the inspections that raised it.
 
-    Two queries whatever the number of findings: the findings per theme and inspection (as many rows as
-    themes times inspections), then ``_most_overdue_by_theme``.
+    Two queries whatever the number of findings: the findings per theme and inspection with the themes'
+    names (kept, as many rows as themes times inspections), then ``_most_overdue_by_theme``.
     """
     by_id = {item.pk: item for item in everything}
     now_ids = [inspection.pk] if inspection is not None else [item.pk for item in everything if item.tracked]
-    # From the findings (their inspection index, then each one's themes by the link's index: a LEFT JOIN,
-    # which SQLite reads left first; the findings without a theme are the group of None), grouped by ids
-    # alone: joining the theme to group by its name read 50,000 theme rows to name a dozen.
-    groups = [
-        group
-        for group in Finding.objects.filter(inspection_id__in=list(by_id))
-        .exclude(kind=Finding.Kind.STRENGTH)  # what to sustain is not a theme raised against the force
-        .order_by()
-        .values("themes", "inspection_id")
-        .annotate(findings=Count("pk"))
-        if group["themes"] is not None
-    ]
-    names = Theme.objects.filter(pk__in={group["themes"] for group in groups}).only("slug", "name").in_bulk()
+    # What to sustain (strengths) is not a theme raised against the force: the counts leave them out.
+    if tracker_counts.kept():  # kept as findings and their themes change: a few rows, whatever the findings
+        groups = tracker_counts.themes_by_inspection(by_id)
+    else:
+        fresh = tracker_counts.fresh_themes_by_inspection(by_id)
+        names = Theme.objects.filter(pk__in={theme_id for theme_id, _, _ in fresh}).in_bulk()
+        groups = [(t, i, n, names[t].slug, names[t].name) for t, i, n in fresh]
     rows: dict[int, ThemeRow] = {}
-    for group in groups:
-        theme = names[group["themes"]]
-        row = rows.setdefault(group["themes"], ThemeRow(theme.slug, theme.name))
+    for theme_id, inspection_id, findings, slug, name in groups:
+        row = rows.setdefault(theme_id, ThemeRow(slug, name))
         row.inspection_count += 1
-        if group["inspection_id"] in now_ids:
-            row.current_count += group["findings"]
+        if inspection_id in now_ids:
+            row.current_count += findings
         else:
-            item = by_id[group["inspection_id"]]
-            row.earlier.append(EarlierInspection(item.title, _year(item.title, item.published_text), group["findings"]))
+            item = by_id[inspection_id]
+            row.earlier.append(EarlierInspection(item.title, _year(item.title, item.published_text), findings))
     rows = {theme_id: row for theme_id, row in rows.items() if row.current_count}
     overdue = _most_overdue_by_theme(scope, now_ids, set(rows))
     for theme_id, row in rows.items():
@@ -426,7 +482,13 @@ def build(user: User, *, inspection: Inspection | None = None, today: dt.date | 
     if inspection is not None:
         scope = scope.filter(finding__inspection=inspection)
     starts, edges = _week_edges(today)
-    counts = _counts_by_inspection(scope, today)
+    whole = tracker_counts.kept() and permissions.sees_whole_organisation(user)
+    counts = _counts_by_inspection(
+        scope,
+        today,
+        organisation_id=user.organisation_id if whole else None,
+        inspection_id=inspection.pk if inspection is not None else None,
+    )
     rows = [
         InspectionRow(
             item,
@@ -463,7 +525,15 @@ def build(user: User, *, inspection: Inspection | None = None, today: dt.date | 
         .annotate(pending_evidence=Coalesce(Subquery(pending), 0))
         .order_by("updated_at", "pk")
     )
-    weeks = _weeks(scope, starts, edges, _created_before(scope, total("total"), edges))
+    # The events of the scope's recommendations: for a whole organisation (or one of its inspections) a
+    # join from the events (by their action's index) to their recommendation, not a list of every id in it.
+    if whole:
+        events = RecommendationEvent.objects.filter(recommendation__organisation_id=user.organisation_id)
+        if inspection is not None:
+            events = events.filter(recommendation__finding__inspection=inspection)
+    else:
+        events = RecommendationEvent.objects.filter(recommendation__in=scope.order_by().values("pk"))
+    weeks = _weeks(events, starts, edges, _created_before(scope, total("total"), edges))
     themes = _themes(scope, everything, inspection)
     board = Dashboard(
         today=today,
@@ -488,7 +558,10 @@ def build(user: User, *, inspection: Inspection | None = None, today: dt.date | 
             if inspection is None or item.pk == inspection.pk
         ],
     )
-    board.off_track_count, board.off_track = outcomes.off_track(scope, LIST_LIMIT)
+    # Only the recommendations with a measure can have one off track: narrowed to them first, the query
+    # starts from the measures (few) instead of listing every open recommendation's id.
+    with_measures = scope.filter(pk__in=OutcomeMeasure.objects.values("recommendation_id"))
+    board.off_track_count, board.off_track = outcomes.off_track(with_measures, LIST_LIMIT)
     board.status_chart = bar_chart(
         "status", "Recommendations by status", [(label, n, STATUS_COLOURS[value]) for value, label, n in by_status]
     )

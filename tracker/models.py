@@ -272,6 +272,9 @@ class Finding(models.Model):
             models.CheckConstraint(condition=Q(kind__in=[c.value for c in FindingKind]), name="finding_kind_valid"),
             text_length_check("finding", "summary", MEDIUM_TEXT),
         ]
+        # A recommendation's inspection from its finding's id without reading the finding's row (its
+        # texts): the dashboard's overdue and missed counts by inspection look it up thousands of times.
+        indexes = [models.Index(fields=["id", "inspection"], name="finding_id_inspection_idx")]
 
     def __str__(self) -> str:
         return f"{self.reference} {self.title}"
@@ -535,11 +538,15 @@ class Recommendation(models.Model):
             # breaks ties, so a page is read from the index in order and a cursor seeks straight to it.
             models.Index(fields=["organisation", "next_review_due", "id"], name="rec_org_due_idx"),
             models.Index(fields=["organisation", "owner", "next_review_due", "id"], name="rec_org_owner_due_idx"),
-            models.Index(fields=["organisation", "status", "next_review_due", "id"], name="rec_org_status_due_idx"),
+            # The finding last: the dashboard's overdue count by inspection reads the index alone (covering).
+            models.Index(
+                fields=["organisation", "status", "next_review_due", "id", "finding"], name="rec_org_status_due_idx"
+            ),
             models.Index(fields=["organisation", "rag", "next_review_due", "id"], name="rec_org_rag_due_idx"),
             models.Index(fields=["organisation", "title", "id"], name="rec_org_title_idx"),
             # The dashboard's lists: targets missed (by target date) and awaiting assurance (longest first).
-            models.Index(fields=["organisation", "target_date", "id"], name="rec_org_target_idx"),
+            # Status and finding last: its count of targets missed by inspection reads the index alone.
+            models.Index(fields=["organisation", "target_date", "id", "status", "finding"], name="rec_org_target_idx"),
             models.Index(fields=["organisation", "status", "updated_at", "id"], name="rec_org_status_updated_idx"),
             # The dashboard's weekly figures: what was created in the last weeks, not every row's date.
             models.Index(fields=["organisation", "created_at"], name="rec_org_created_idx"),
@@ -1262,3 +1269,41 @@ class MeasureDataPoint(models.Model):
 
     def __str__(self) -> str:
         return f"{self.measure} {self.period:%Y-%m}: {self.value}"
+
+
+class RecommendationCount(models.Model):
+    """How many recommendations an inspection has of each status and RAG rating: kept, never computed.
+
+    Written only by database triggers on the recommendations and findings (``tracker.counts``), in the
+    writing transaction, so that every write (the workflow, bulk imports, the admin, raw SQL) keeps it
+    right; the dashboard reads these few rows instead of every recommendation.
+    """
+
+    organisation = models.ForeignKey(Organisation, on_delete=models.CASCADE, related_name="+")
+    inspection = models.ForeignKey(Inspection, on_delete=models.CASCADE, related_name="+")
+    status = models.CharField(max_length=32)
+    rag = models.CharField(max_length=8, blank=True)
+    n = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organisation", "inspection", "status", "rag"], name="reccount_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.inspection_id} {self.status}/{self.rag or '-'}: {self.n}"
+
+
+class ThemeCount(models.Model):
+    """How many findings (strengths aside) of an inspection carry a theme: kept by triggers like
+    ``RecommendationCount``, for the dashboard's themes."""
+
+    inspection = models.ForeignKey(Inspection, on_delete=models.CASCADE, related_name="+")
+    theme = models.ForeignKey(Theme, on_delete=models.CASCADE, related_name="+")
+    n = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["inspection", "theme"], name="themecount_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.inspection_id} {self.theme_id}: {self.n}"

@@ -30,6 +30,7 @@ from tracker.permissions import Action
 from tracker.policy import Decision
 
 PAGE_SIZE = 50
+SEARCH_COUNT_LIMIT = 1000  # a search's matches counted at most: beyond, the list says "more than 1,000"
 
 
 def staff_page(view: Callable) -> Callable:
@@ -164,7 +165,8 @@ def recommendation_list(request: HttpRequest) -> HttpResponse:
     sort = request.GET.get("sort", "due")
     if sort not in staff_forms.SORTS:
         sort = "due"
-    page = _page(results, staff_forms.SORTS[sort], request.GET.get("cursor"), PAGE_SIZE)
+    # The page's rows by id from what the person may see: the filters (a search's index) are read once.
+    page = _page(results, staff_forms.SORTS[sort], request.GET.get("cursor"), PAGE_SIZE, rows_from=visible)
     # What may be done in bulk to this page's rows: the policy, row by row (no query: these rules read the row).
     offered, selectable = set(), set()
     for rec in page.rows:
@@ -181,13 +183,20 @@ def recommendation_list(request: HttpRequest) -> HttpResponse:
         response = _list_post(request, bulk_form)
         if response is not None:
             return response
-    # Every count in one grouped query over the filtered rows (the overdue ones are all open).
+    # Every count in one grouped query over the filtered rows (the overdue ones are all open). A search may
+    # match a large share of everything: its counts stop at SEARCH_COUNT_LIMIT matches (one more says "more
+    # than"), so that no search reads every matching row to count it.
+    searched = filterset.is_bound and bool((request.GET.get("q") or "").strip())
+    counted = results
+    if searched:
+        counted = Recommendation.objects.filter(pk__in=results.order_by().values("pk")[: SEARCH_COUNT_LIMIT + 1])
     overdue = Recommendation.overdue_q(timezone.localdate())
     by_status = {
         row["status"]: row
-        for row in results.order_by().values("status").annotate(n=Count("pk"), overdue=Count("pk", filter=overdue))
+        for row in counted.order_by().values("status").annotate(n=Count("pk"), overdue=Count("pk", filter=overdue))
     }
     counts = [(label, by_status.get(value, {}).get("n", 0)) for value, label in Recommendation.Status.choices]
+    total = sum(n for _label, n in counts)
     query = _list_query(request)
     selected = {int(v) for v in request.POST.getlist("selected") if v.isdigit()} if bulk_form.is_bound else set()
     return render(
@@ -197,7 +206,8 @@ def recommendation_list(request: HttpRequest) -> HttpResponse:
             "filter": filterset,
             "page": page,
             "links": _links(request, page, "cursor"),
-            "total": sum(n for _label, n in counts),
+            "total": total,
+            "more_than": f"{SEARCH_COUNT_LIMIT:,}" if searched and total > SEARCH_COUNT_LIMIT else None,
             "counts": counts,
             "overdue_count": sum(row["overdue"] for row in by_status.values()),
             "sort": sort,

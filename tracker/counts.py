@@ -1,0 +1,282 @@
+"""Counts kept as the rows change, so that the dashboard reads a few rows instead of every recommendation.
+
+At 50,000 recommendations the dashboard's counts by inspection, status and RAG read every recommendation
+(115 ms), and its themes every finding and theme link (150 ms), on every view. Two small tables keep those
+figures instead:
+
+- ``tracker_recommendationcount``: recommendations per (organisation, inspection, status, RAG);
+- ``tracker_themecount``: findings other than strengths per (inspection, theme).
+
+Database triggers keep them, in the writing transaction: every write reaches them, the workflow's, the
+imports' bulk inserts, the admin's, seeding's and raw SQL alike (a Python hook would miss the bulk and
+raw ones). ``tests/oversight/test_counts.py`` checks after every kind of write that they equal a fresh
+count. What depends on today (overdue, target missed) is not kept: it is counted from the indexes on the
+review and target dates.
+
+Made by migration 0016_scale_counts through ``install``, which also fills the tables from the rows. Like
+the search index's triggers, SQLite drops these when a migration remakes ``tracker_recommendation``,
+``tracker_finding`` or ``tracker_finding_themes``: such a migration must call ``install`` again
+(``tests/web/test_scale.py`` checks the triggers exist).
+
+On PostgreSQL, a change of status or RAG updates two counter rows; the trigger always touches them in
+the same order, so two writers moving recommendations opposite ways wait for each other, never deadlock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.db import connection
+from django.db.models import Count, QuerySet
+
+from tracker.models import Finding, Recommendation, RecommendationCount, ThemeCount
+
+TRIGGERS = (
+    "tracker_counts_rec_insert",
+    "tracker_counts_rec_update",
+    "tracker_counts_rec_delete",
+    "tracker_counts_finding_update",
+    "tracker_counts_theme_insert",
+    "tracker_counts_theme_delete",
+)
+
+# Literal SQL, no interpolation: names only, never input. 'strength' is Finding.Kind.STRENGTH (a test checks).
+_REC_ADD = """INSERT INTO tracker_recommendationcount(organisation_id, inspection_id, status, rag, n)
+    SELECT NEW.organisation_id, f.inspection_id, NEW.status, NEW.rag, 1 FROM tracker_finding f
+    WHERE f.id = NEW.finding_id
+    ON CONFLICT(organisation_id, inspection_id, status, rag) DO UPDATE SET n = n + 1;"""
+_REC_REMOVE = """UPDATE tracker_recommendationcount SET n = n - 1
+    WHERE organisation_id = OLD.organisation_id AND status = OLD.status AND rag = OLD.rag
+    AND inspection_id = (SELECT f.inspection_id FROM tracker_finding f WHERE f.id = OLD.finding_id);"""
+_FILL = [
+    "DELETE FROM tracker_recommendationcount",
+    """INSERT INTO tracker_recommendationcount(organisation_id, inspection_id, status, rag, n)
+    SELECT r.organisation_id, f.inspection_id, r.status, r.rag, COUNT(*)
+    FROM tracker_recommendation r JOIN tracker_finding f ON f.id = r.finding_id
+    GROUP BY r.organisation_id, f.inspection_id, r.status, r.rag""",
+    "DELETE FROM tracker_themecount",
+    """INSERT INTO tracker_themecount(inspection_id, theme_id, n)
+    SELECT f.inspection_id, ft.theme_id, COUNT(*)
+    FROM tracker_finding_themes ft JOIN tracker_finding f ON f.id = ft.finding_id
+    WHERE f.kind <> 'strength'
+    GROUP BY f.inspection_id, ft.theme_id""",
+]
+
+SQLITE = [
+    *(f"DROP TRIGGER IF EXISTS {name}" for name in TRIGGERS),
+    "CREATE TRIGGER tracker_counts_rec_insert AFTER INSERT ON tracker_recommendation BEGIN " + _REC_ADD + " END",
+    "CREATE TRIGGER tracker_counts_rec_delete AFTER DELETE ON tracker_recommendation BEGIN " + _REC_REMOVE + " END",
+    """CREATE TRIGGER tracker_counts_rec_update
+    AFTER UPDATE OF status, rag, finding_id, organisation_id ON tracker_recommendation
+    WHEN OLD.status IS NOT NEW.status OR OLD.rag IS NOT NEW.rag OR OLD.finding_id IS NOT NEW.finding_id
+        OR OLD.organisation_id IS NOT NEW.organisation_id
+    BEGIN """
+    + _REC_REMOVE
+    + _REC_ADD
+    + " END",
+    # A finding moved to another inspection (or made a strength, or no longer one) moves its counts.
+    """CREATE TRIGGER tracker_counts_finding_update AFTER UPDATE OF inspection_id, kind ON tracker_finding
+    WHEN OLD.inspection_id IS NOT NEW.inspection_id OR OLD.kind IS NOT NEW.kind
+    BEGIN
+    UPDATE tracker_recommendationcount SET n = n - 1
+        WHERE inspection_id = OLD.inspection_id AND (organisation_id, status, rag) IN
+        (SELECT organisation_id, status, rag FROM tracker_recommendation WHERE finding_id = OLD.id);
+    INSERT INTO tracker_recommendationcount(organisation_id, inspection_id, status, rag, n)
+        SELECT r.organisation_id, NEW.inspection_id, r.status, r.rag, 1 FROM tracker_recommendation r
+        WHERE r.finding_id = NEW.id
+        ON CONFLICT(organisation_id, inspection_id, status, rag) DO UPDATE SET n = n + 1;
+    UPDATE tracker_themecount SET n = n - 1
+        WHERE OLD.kind <> 'strength' AND inspection_id = OLD.inspection_id
+        AND theme_id IN (SELECT theme_id FROM tracker_finding_themes WHERE finding_id = OLD.id);
+    INSERT INTO tracker_themecount(inspection_id, theme_id, n)
+        SELECT NEW.inspection_id, ft.theme_id, 1 FROM tracker_finding_themes ft
+        WHERE ft.finding_id = NEW.id AND NEW.kind <> 'strength'
+        ON CONFLICT(inspection_id, theme_id) DO UPDATE SET n = n + 1;
+    END""",
+    """CREATE TRIGGER tracker_counts_theme_insert AFTER INSERT ON tracker_finding_themes BEGIN
+    INSERT INTO tracker_themecount(inspection_id, theme_id, n)
+        SELECT f.inspection_id, NEW.theme_id, 1 FROM tracker_finding f
+        WHERE f.id = NEW.finding_id AND f.kind <> 'strength'
+        ON CONFLICT(inspection_id, theme_id) DO UPDATE SET n = n + 1;
+    END""",
+    """CREATE TRIGGER tracker_counts_theme_delete AFTER DELETE ON tracker_finding_themes BEGIN
+    UPDATE tracker_themecount SET n = n - 1 WHERE theme_id = OLD.theme_id AND inspection_id =
+        (SELECT f.inspection_id FROM tracker_finding f WHERE f.id = OLD.finding_id AND f.kind <> 'strength');
+    END""",
+    *_FILL,
+]
+SQLITE_REVERSE = [f"DROP TRIGGER IF EXISTS {name}" for name in TRIGGERS]
+
+POSTGRESQL = [
+    # Add ``delta`` to one counter row, making it if it is not there yet.
+    """CREATE OR REPLACE FUNCTION tracker_counts_add(org bigint, insp bigint, st text, rg text, delta integer)
+    RETURNS void LANGUAGE plpgsql AS $$
+    BEGIN
+        IF insp IS NULL THEN RETURN; END IF;
+        INSERT INTO tracker_recommendationcount(organisation_id, inspection_id, status, rag, n)
+        VALUES (org, insp, st, rg, delta)
+        ON CONFLICT (organisation_id, inspection_id, status, rag)
+        DO UPDATE SET n = tracker_recommendationcount.n + EXCLUDED.n;
+    END $$""",
+    """CREATE OR REPLACE FUNCTION tracker_counts_theme_add(insp bigint, thm bigint, delta integer)
+    RETURNS void LANGUAGE plpgsql AS $$
+    BEGIN
+        IF insp IS NULL THEN RETURN; END IF;
+        INSERT INTO tracker_themecount(inspection_id, theme_id, n) VALUES (insp, thm, delta)
+        ON CONFLICT (inspection_id, theme_id) DO UPDATE SET n = tracker_themecount.n + EXCLUDED.n;
+    END $$""",
+    """CREATE OR REPLACE FUNCTION tracker_counts_rec() RETURNS trigger LANGUAGE plpgsql AS $$
+    DECLARE
+        old_insp bigint;
+        new_insp bigint;
+    BEGIN
+        IF TG_OP <> 'INSERT' THEN
+            SELECT inspection_id INTO old_insp FROM tracker_finding WHERE id = OLD.finding_id;
+        END IF;
+        IF TG_OP <> 'DELETE' THEN
+            SELECT inspection_id INTO new_insp FROM tracker_finding WHERE id = NEW.finding_id;
+        END IF;
+        IF TG_OP = 'INSERT' THEN
+            PERFORM tracker_counts_add(NEW.organisation_id, new_insp, NEW.status, NEW.rag, 1);
+        ELSIF TG_OP = 'DELETE' THEN
+            PERFORM tracker_counts_add(OLD.organisation_id, old_insp, OLD.status, OLD.rag, -1);
+        -- The two rows in one order (by key), whichever way the recommendation moved: no deadlock.
+        ELSIF (OLD.organisation_id, old_insp, OLD.status, OLD.rag) < (NEW.organisation_id, new_insp, NEW.status, NEW.rag)
+        THEN
+            PERFORM tracker_counts_add(OLD.organisation_id, old_insp, OLD.status, OLD.rag, -1);
+            PERFORM tracker_counts_add(NEW.organisation_id, new_insp, NEW.status, NEW.rag, 1);
+        ELSE
+            PERFORM tracker_counts_add(NEW.organisation_id, new_insp, NEW.status, NEW.rag, 1);
+            PERFORM tracker_counts_add(OLD.organisation_id, old_insp, OLD.status, OLD.rag, -1);
+        END IF;
+        RETURN NULL;
+    END $$""",
+    """CREATE OR REPLACE FUNCTION tracker_counts_finding() RETURNS trigger LANGUAGE plpgsql AS $$
+    DECLARE
+        r record;
+    BEGIN
+        FOR r IN SELECT organisation_id, status, rag FROM tracker_recommendation WHERE finding_id = OLD.id LOOP
+            PERFORM tracker_counts_add(r.organisation_id, OLD.inspection_id, r.status, r.rag, -1);
+            PERFORM tracker_counts_add(r.organisation_id, NEW.inspection_id, r.status, r.rag, 1);
+        END LOOP;
+        FOR r IN SELECT theme_id FROM tracker_finding_themes WHERE finding_id = OLD.id LOOP
+            IF OLD.kind <> 'strength' THEN
+                PERFORM tracker_counts_theme_add(OLD.inspection_id, r.theme_id, -1);
+            END IF;
+            IF NEW.kind <> 'strength' THEN
+                PERFORM tracker_counts_theme_add(NEW.inspection_id, r.theme_id, 1);
+            END IF;
+        END LOOP;
+        RETURN NULL;
+    END $$""",
+    """CREATE OR REPLACE FUNCTION tracker_counts_theme() RETURNS trigger LANGUAGE plpgsql AS $$
+    DECLARE
+        insp bigint;
+    BEGIN
+        IF TG_OP = 'INSERT' THEN
+            SELECT inspection_id INTO insp FROM tracker_finding WHERE id = NEW.finding_id AND kind <> 'strength';
+            PERFORM tracker_counts_theme_add(insp, NEW.theme_id, 1);
+        ELSE
+            SELECT inspection_id INTO insp FROM tracker_finding WHERE id = OLD.finding_id AND kind <> 'strength';
+            PERFORM tracker_counts_theme_add(insp, OLD.theme_id, -1);
+        END IF;
+        RETURN NULL;
+    END $$""",
+    *(
+        f"DROP TRIGGER IF EXISTS {name} ON {table}"
+        for name, table in zip(
+            TRIGGERS,
+            (
+                "tracker_recommendation",
+                "tracker_recommendation",
+                "tracker_recommendation",
+                "tracker_finding",
+                "tracker_finding_themes",
+                "tracker_finding_themes",
+            ),
+            strict=True,
+        )
+    ),
+    """CREATE TRIGGER tracker_counts_rec_insert AFTER INSERT ON tracker_recommendation
+    FOR EACH ROW EXECUTE FUNCTION tracker_counts_rec()""",
+    """CREATE TRIGGER tracker_counts_rec_delete AFTER DELETE ON tracker_recommendation
+    FOR EACH ROW EXECUTE FUNCTION tracker_counts_rec()""",
+    """CREATE TRIGGER tracker_counts_rec_update AFTER UPDATE OF status, rag, finding_id, organisation_id
+    ON tracker_recommendation FOR EACH ROW
+    WHEN (OLD.status IS DISTINCT FROM NEW.status OR OLD.rag IS DISTINCT FROM NEW.rag
+        OR OLD.finding_id IS DISTINCT FROM NEW.finding_id OR OLD.organisation_id IS DISTINCT FROM NEW.organisation_id)
+    EXECUTE FUNCTION tracker_counts_rec()""",
+    """CREATE TRIGGER tracker_counts_finding_update AFTER UPDATE OF inspection_id, kind ON tracker_finding
+    FOR EACH ROW WHEN (OLD.inspection_id IS DISTINCT FROM NEW.inspection_id OR OLD.kind IS DISTINCT FROM NEW.kind)
+    EXECUTE FUNCTION tracker_counts_finding()""",
+    """CREATE TRIGGER tracker_counts_theme_insert AFTER INSERT ON tracker_finding_themes
+    FOR EACH ROW EXECUTE FUNCTION tracker_counts_theme()""",
+    """CREATE TRIGGER tracker_counts_theme_delete AFTER DELETE ON tracker_finding_themes
+    FOR EACH ROW EXECUTE FUNCTION tracker_counts_theme()""",
+    *_FILL,
+]
+POSTGRESQL_REVERSE = [
+    "DROP TRIGGER IF EXISTS tracker_counts_rec_insert ON tracker_recommendation",
+    "DROP TRIGGER IF EXISTS tracker_counts_rec_update ON tracker_recommendation",
+    "DROP TRIGGER IF EXISTS tracker_counts_rec_delete ON tracker_recommendation",
+    "DROP TRIGGER IF EXISTS tracker_counts_finding_update ON tracker_finding",
+    "DROP TRIGGER IF EXISTS tracker_counts_theme_insert ON tracker_finding_themes",
+    "DROP TRIGGER IF EXISTS tracker_counts_theme_delete ON tracker_finding_themes",
+    "DROP FUNCTION IF EXISTS tracker_counts_rec()",
+    "DROP FUNCTION IF EXISTS tracker_counts_finding()",
+    "DROP FUNCTION IF EXISTS tracker_counts_theme()",
+    "DROP FUNCTION IF EXISTS tracker_counts_add(bigint, bigint, text, text, integer)",
+    "DROP FUNCTION IF EXISTS tracker_counts_theme_add(bigint, bigint, integer)",
+]
+
+
+def install(schema_editor) -> None:
+    """Create (or re-create) the triggers and fill the tables from the rows; called by migrations."""
+    statements = {"sqlite": SQLITE, "postgresql": POSTGRESQL}.get(schema_editor.connection.vendor, [])
+    for sql in statements:
+        schema_editor.execute(sql)
+
+
+def uninstall(schema_editor) -> None:
+    for sql in {"sqlite": SQLITE_REVERSE, "postgresql": POSTGRESQL_REVERSE}.get(schema_editor.connection.vendor, []):
+        schema_editor.execute(sql)
+
+
+def kept() -> bool:
+    """Whether this database keeps the counts (SQLite and PostgreSQL do; any other counts afresh)."""
+    return connection.vendor in ("sqlite", "postgresql")
+
+
+def by_inspection(organisation_id: int, inspection_ids: Iterable[int] | None = None) -> list[tuple[int, str, str, int]]:
+    """(inspection id, status, RAG, how many) of an organisation's recommendations, from the kept counts."""
+    rows = RecommendationCount.objects.filter(organisation_id=organisation_id, n__gt=0)
+    if inspection_ids is not None:
+        rows = rows.filter(inspection_id__in=list(inspection_ids))
+    return list(rows.values_list("inspection_id", "status", "rag", "n"))
+
+
+def themes_by_inspection(inspection_ids: Iterable[int]) -> list[tuple[int, int, int, str, str]]:
+    """(theme id, inspection id, findings, theme slug, theme name) for these inspections, strengths aside,
+    from the kept counts."""
+    rows = ThemeCount.objects.filter(inspection_id__in=list(inspection_ids), n__gt=0)
+    return list(rows.values_list("theme_id", "inspection_id", "n", "theme__slug", "theme__name"))
+
+
+# The same figures counted afresh from the rows: what the kept ones must always equal (tests), and the
+# answer on a database without the triggers.
+
+
+def fresh_by_inspection(scope: QuerySet[Recommendation]) -> list[tuple[int, str, str, int]]:
+    rows = scope.order_by().values_list("finding__inspection_id", "status", "rag").annotate(n=Count("pk"))
+    return [tuple(row) for row in rows]
+
+
+def fresh_themes_by_inspection(inspection_ids: Iterable[int]) -> list[tuple[int, int, int]]:
+    rows = (
+        Finding.objects.filter(inspection_id__in=list(inspection_ids), themes__isnull=False)
+        .exclude(kind=Finding.Kind.STRENGTH)
+        .order_by()
+        .values_list("themes", "inspection_id")
+        .annotate(n=Count("pk"))
+    )
+    return [tuple(row) for row in rows]
