@@ -17,7 +17,7 @@ def uninstall_counts(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('tracker', '0012_scale'),
+        ('tracker', '0014_seed_reasons'),
     ]
 
     operations = [
