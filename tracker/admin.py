@@ -25,7 +25,9 @@ from django.db import transaction
 from django.db.models import Count, Q, QuerySet
 from django.http import Http404
 from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import format_html
 from django.utils.text import capfirst
 from django_celery_beat.models import ClockedSchedule, CrontabSchedule, IntervalSchedule, PeriodicTask, SolarSchedule
 from rest_framework.authtoken.models import TokenProxy
@@ -456,14 +458,23 @@ class InspectionAdmin(TenantAdmin):
     list_filter = ["inspectorate", "organisation", "tracked"]
     search_fields = ["title", "programme", "slug"]
     inlines = [JudgementInline, FindingInline]
-    # The PCC's response date follows from publication; the action plan and revisit dates are the lead's
-    # to set (Inspection.clean refuses one before publication).
-    readonly_fields = ["pcc_response_due"]
+    # The PCC's response date follows from publication. The action plan and revisit dates are the lead's to
+    # set on the inspection's dates page, which asks policy.decide_inspection_dates, wants a reason to move
+    # or clear one and refuses a stale form; here they are only shown, so no second door bypasses that.
+    readonly_fields = ["pcc_response_due", "action_plan_due", "revisit_due", "set_dates"]
 
     @admin.display(description="PCC's published response due (56 days, Police Act 1996 s.55)")
     def pcc_response_due(self, obj: Inspection) -> str:
         due = obj.pcc_response_due if obj.pk else None
         return f"{due:%-d %B %Y}" if due else "Not applicable, or publication date not known"
+
+    @admin.display(description="Action plan and revisit dates")
+    def set_dates(self, obj: Inspection) -> str:
+        if not obj.pk:
+            return "Set them on the inspection's dates page once it is saved."
+        return format_html(
+            '<a href="{}">Set or move them on the dates page</a>', reverse("tracker:inspection-dates", args=[obj.pk])
+        )
 
     change_list_template = "admin/tracker/inspection/change_list.html"
 
