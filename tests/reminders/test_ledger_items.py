@@ -8,6 +8,7 @@ inspections' deadlines. The clock is frozen at 07:00 London on Friday 1 May 2026
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from decimal import Decimal
 
 import pytest
@@ -19,7 +20,7 @@ from django.test.utils import CaptureQueriesContext
 from tests.factories import InspectionFactory, OrganisationFactory, RecommendationFactory, UserFactory
 from tests.reminders.conftest import london
 from tracker import reminders, workflow
-from tracker.models import Inspection, MeasureDataPoint, OutcomeMeasure, PlanAction, Reminder
+from tracker.models import ACTION_STAGES, Inspection, MeasureDataPoint, OutcomeMeasure, PlanAction, Reminder
 from tracker.permissions import Role
 
 State = Reminder.State
@@ -44,7 +45,7 @@ def _measure(rec, supplier, frequency: str = "monthly", **extra) -> OutcomeMeasu
         unit="%",
         direction="higher",
         baseline_value=50,
-        baseline_period=dt.date(2025, 1, 1),
+        baseline_period=extra.pop("baseline_period", dt.date(2025, 1, 1)),
         target_value=90,
         target_date=dt.date(2027, 1, 1),
         frequency=frequency,
@@ -308,3 +309,110 @@ def test_action_data_and_deadline_digests_arrive_once_each_at_a_real_smtp_server
         assert SECRET not in " ".join([message.message["Subject"], message.text, message.html])
         assert message.items() == set()  # no review items: those lines say "review due"
     assert set(Reminder.objects.values_list("state", flat=True)) == {State.SENT}
+
+
+# The planner's SQL and the delivery's re-check agree on every combination (as tests/reminders/test_rules_agree.py
+# holds them equal for the review reminders).
+
+TODAY = dt.date(2026, 5, 13)
+ITEM_KEY = ("_action", "_measure", "_inspection", "_deadline", "_to", "_stage", "_date", "_occ")
+
+
+def _planned_items(policy) -> set[tuple]:
+    return {
+        tuple(row)
+        for selection in reminders.due_selections(TODAY, policy).values()
+        for row in selection.values_list(*ITEM_KEY)
+        if row[0] or row[1] or row[2]
+    }
+
+
+def test_the_planner_and_the_delivery_recheck_agree_on_every_item(db, org, other_org, olly, lead):
+    from tracker import ledger_items
+
+    policy = reminders.Policy()
+    people = [
+        olly,
+        lead,
+        UserFactory(username="gone", organisation=org, is_active=False),
+        UserFactory(username="moved", organisation=other_org),
+        UserFactory(username="gil", organisation=org, roles=[Role.GOVERNANCE_LEAD], is_active=False),
+        UserFactory(username="mallory", organisation=other_org, roles=[Role.GOVERNANCE_LEAD]),
+    ]
+    days = [15, 14, 8, 7, 1, 0, -1, -7, -8, -15, -60]
+    recs = [
+        RecommendationFactory(
+            finding__inspection__organisation=org, status=status, next_review_due=TODAY.replace(year=2027)
+        )
+        for status in ("in_progress", "closed")
+    ]
+    for rec, person, status, offset in itertools.product(recs, people[:4], PlanAction.Status.values, days):
+        _action(
+            rec, person, TODAY + dt.timedelta(days=offset), status=status, blocked_reason="x" * (status == "blocked")
+        )
+    for n, (rec, person, frequency, entered, baseline) in enumerate(
+        itertools.product(
+            recs, people[:4], ("monthly", "quarterly"), (False, True), (dt.date(2025, 1, 1), dt.date(2026, 4, 1))
+        )
+    ):
+        measure = _measure(rec, person, frequency=frequency, name=f"m{n}", baseline_period=baseline)
+        if entered:
+            period, _ = ledger_items.measure_period(frequency, TODAY)
+            MeasureDataPoint.objects.create(measure=measure, period=period, value=1, entered_by=olly)
+    for offset in days:
+        date = TODAY + dt.timedelta(days=offset)
+        InspectionFactory(
+            organisation=org, published=date - dt.timedelta(days=56), action_plan_due=date, revisit_due=date
+        )
+    InspectionFactory(organisation=other_org, published=TODAY - dt.timedelta(days=50), revisit_due=TODAY)
+
+    sql = _planned_items(policy)
+
+    leads = reminders._leads_among(person.pk for person in people)
+    rows = []
+    for action in PlanAction.objects.select_related("recommendation__finding", "owner"):
+        for stage in ACTION_STAGES:
+            for occurrence, late in itertools.product((0, 1, 2, 3, 8), (0, 1)):
+                rows.append(
+                    Reminder(
+                        plan_action=action,
+                        stage=stage,
+                        due=action.due_date + dt.timedelta(days=late),
+                        occurrence=occurrence,
+                    )
+                )
+    for measure in OutcomeMeasure.objects.select_related("recommendation__finding", "supplier"):
+        for due in (dt.date(2026, 5, 1), dt.date(2026, 4, 1)):
+            rows.append(Reminder(measure=measure, stage=Stage.MEASURE_DATA_DUE, due=due))
+    for inspection in Inspection.objects.select_related("organisation"):
+        for kind, stage in itertools.product(Deadline.values, (Stage.DEADLINE_APPROACHING, Stage.DEADLINE_DUE)):
+            for date in {inspection.action_plan_due, inspection.pcc_response_due, inspection.revisit_due} - {None}:
+                rows.append(Reminder(inspection=inspection, deadline=kind, stage=stage, due=date))
+    entered = ledger_items.Entered.for_rows(rows)
+    python = set()
+    for row, person in itertools.product(rows, people):
+        row.recipient = person
+        if reminders._still_due(row, leads, TODAY, policy, entered):
+            python.add(
+                (
+                    row.plan_action_id,
+                    row.measure_id,
+                    row.inspection_id,
+                    row.deadline,
+                    person.pk,
+                    row.stage,
+                    row.due,
+                    row.occurrence,
+                )
+            )
+
+    assert sorted(sql - python, key=str) == []  # planned, but the delivery would cancel it
+    assert sorted(python - sql, key=str) == []  # the delivery would send it, but it is never planned
+    stages = {row[5] for row in sql}
+    assert stages == {
+        Stage.ACTION_DUE_SOON,
+        Stage.ACTION_OVERDUE,
+        Stage.MEASURE_DATA_DUE,
+        Stage.DEADLINE_APPROACHING,
+        Stage.DEADLINE_DUE,
+    }
