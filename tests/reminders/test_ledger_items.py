@@ -416,3 +416,52 @@ def test_the_planner_and_the_delivery_recheck_agree_on_every_item(db, org, other
         Stage.DEADLINE_APPROACHING,
         Stage.DEADLINE_DUE,
     }
+
+
+def _ledger_rows_of(org, person, lead, state) -> list[Reminder]:
+    """A row of each new shape for ``org``: an action's, a measure's and an inspection deadline's."""
+    inspection = InspectionFactory(organisation=org, revisit_due=dt.date(2026, 5, 1))
+    rec = RecommendationFactory(finding__inspection=inspection, owner=person)
+    common = {"state": state, "last_error": f"{SECRET} 550 refused"}
+    return [
+        Reminder.objects.create(
+            plan_action=_action(rec, person, dt.date(2026, 5, 5)),
+            recipient=person,
+            stage=Stage.ACTION_DUE_SOON,
+            due=dt.date(2026, 5, 5),
+            **common,
+        ),
+        Reminder.objects.create(
+            measure=_measure(rec, person), recipient=person, stage=Stage.MEASURE_DATA_DUE, due=MAY_1.date(), **common
+        ),
+        Reminder.objects.create(
+            inspection=inspection,
+            deadline=Deadline.REVISIT,
+            recipient=lead,
+            stage=Stage.DEADLINE_DUE,
+            due=dt.date(2026, 5, 1),
+            **common,
+        ),
+    ]
+
+
+def test_the_admin_and_its_health_page_show_a_lead_their_own_organisations_rows_of_every_shape(
+    client, org, other_org, olly, lead, mallory
+):
+    from django.core.management import call_command
+
+    call_command("loaddata", "groups", verbosity=0)
+    ours = _ledger_rows_of(org, olly, lead, State.FAILED)
+    theirs = _ledger_rows_of(other_org, UserFactory(organisation=other_org), mallory, State.FAILED)
+    client.force_login(lead)
+
+    listed = client.get("/admin/tracker/reminder/", {"attention": "undelivered"})
+    health_page = client.get("/admin/tracker/reminder/health/")
+
+    assert {row.pk for row in listed.context["cl"].result_list} == {row.pk for row in ours}
+    assert "Plan action" in listed.content.decode() and "revisit" in listed.content.decode()
+    assert dict(health_page.context["lines"])["Failed"] == "3"
+    for row in theirs:
+        assert client.get(f"/admin/tracker/reminder/{row.pk}/change/").status_code in (302, 404)
+    for row in ours:
+        assert client.get(f"/admin/tracker/reminder/{row.pk}/change/").status_code == 200
