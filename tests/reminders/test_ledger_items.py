@@ -465,3 +465,12 @@ def test_the_admin_and_its_health_page_show_a_lead_their_own_organisations_rows_
         assert client.get(f"/admin/tracker/reminder/{row.pk}/change/").status_code in (302, 404)
     for row in ours:
         assert client.get(f"/admin/tracker/reminder/{row.pk}/change/").status_code == 200
+
+
+def test_the_settings_page_says_dates_always_come_in_the_daily_digest(client, lead, olly):
+    for person in (lead, olly):
+        client.force_login(person)
+        response = client.get("/settings/notifications/")
+        assert "inspection deadlines always come in the morning digest" in response.content.decode()
+        offered = " ".join(str(field.label) for field in response.context["form"].fields.values()).lower()
+        assert offered and "deadline" not in offered and "plan action" not in offered  # not choices
