@@ -73,7 +73,7 @@ def _none(field) -> Value:
     return Value(None, output_field=field)
 
 
-def _columns(**given) -> dict:
+def key_columns(**given) -> dict:
     """The ledger key columns every selection yields (``tracker.reminders._SELECT``); the shape's own are given."""
     blank = {
         "_rec": _none(IntegerField()),
@@ -183,7 +183,7 @@ def selections(today: dt.date, policy, leads: Collection[int]) -> dict[str, Quer
             PlanAction.objects.order_by()
             .filter(when, owner__organisation_id=F("recommendation__organisation_id"))
             .annotate(
-                **_columns(
+                **key_columns(
                     _to=F("owner_id"),
                     _stage=Value(str(stage)),
                     _action=F("pk"),
@@ -200,7 +200,7 @@ def selections(today: dt.date, policy, leads: Collection[int]) -> dict[str, Quer
             .filter(measure_rule(frequency, today), supplier__organisation_id=F("recommendation__organisation_id"))
             .filter(~Exists(entered))
             .annotate(
-                **_columns(
+                **key_columns(
                     _to=F("supplier_id"),
                     _stage=Value(str(Stage.MEASURE_DATA_DUE)),
                     _measure=F("pk"),
@@ -231,7 +231,7 @@ def selections(today: dt.date, policy, leads: Collection[int]) -> dict[str, Quer
         }
         for kind, qs in kinds.items():
             found[f"deadline {kind} {stage}"] = qs.annotate(
-                **_columns(
+                **key_columns(
                     _to=F("organisation__users__id"),
                     _stage=Value(str(stage)),
                     _inspection=F("pk"),

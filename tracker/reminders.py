@@ -188,7 +188,7 @@ def due_selections(today: dt.date, policy: Policy | None = None) -> dict[str, Qu
         else:
             recipient = F(rule.to)
         selections[name] = qs.annotate(
-            **ledger_items._columns(
+            **ledger_items.key_columns(
                 _rec=F("pk"),
                 _to=recipient,
                 _stage=Value(str(rule.stage)),
@@ -237,7 +237,7 @@ def plan(today: dt.date | None = None, policy: Policy | None = None) -> int:
                 "ON CONFLICT DO NOTHING",
                 params,
             )
-            added += max(cursor.rowcount, 0)
+            added = max(cursor.rowcount, 0)
         notifications.release_daily(now)
     return added
 
