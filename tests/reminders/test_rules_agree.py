@@ -22,7 +22,8 @@ REVIEW = [stage.value for stage in REVIEW_STAGES]  # the sweep's stages; notific
 Status = Recommendation.Status
 
 TODAY = dt.date(2026, 5, 13)
-REVIEW_KEY = ("_rec", "_to", "_stage", "_due", "_occ")  # (recommendation, recipient, stage, review due date, occurrence)
+# (recommendation, recipient, stage, review due date, occurrence)
+REVIEW_KEY = ("_rec", "_to", "_stage", "_due", "_occ")
 
 
 def review_offsets(policy: reminders.Policy) -> list[int]:
