@@ -27,6 +27,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from django.db.models import DateField, Exists, F, Func, IntegerField, OuterRef, Q, QuerySet, Value
+from django.db.models.functions import Cast
 from django.urls import reverse
 
 from tracker.models import (
@@ -69,8 +70,10 @@ class AddDays(Func):
         return f"date({sql}, '{self.days:+d} days')", params
 
 
-def _none(field) -> Value:
-    return Value(None, output_field=field)
+def _none(field) -> Cast:
+    # Typed, because PostgreSQL resolves a UNION's column types branch by branch, and an untyped NULL
+    # meeting another untyped NULL becomes text, which an id or a date later in the UNION cannot match.
+    return Cast(Value(None), field)
 
 
 def key_columns(**given) -> dict:
