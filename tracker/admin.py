@@ -1021,18 +1021,30 @@ class RecommendationEventAdmin(ReadOnlyAdmin):
 @admin.register(Reminder)
 class ReminderAdmin(ReadOnlyAdmin):
     list_display = [
-        "recommendation",
+        "item",
         "recipient",
         "stage",
-        "review_due",
+        "date",
         "state",
         "attempts",
         "next_attempt_at",
         "sent_at",
         "last_error",
     ]
-    search_fields = ["recipient__username", "recipient__email", "recommendation__finding__reference"]
-    list_select_related = ["recommendation__finding", "recipient"]
+    search_fields = [
+        "recipient__username",
+        "recipient__email",
+        "recommendation__finding__reference",
+        "plan_action__recommendation__finding__reference",
+        "measure__recommendation__finding__reference",
+    ]
+    list_select_related = [
+        "recommendation__finding",
+        "recipient",
+        "plan_action__recommendation__finding",
+        "measure__recommendation__finding",
+        "inspection",
+    ]
     date_hierarchy = "created_at"
     actions = ["retry_now"]
 
@@ -1053,7 +1065,22 @@ class ReminderAdmin(ReadOnlyAdmin):
                 return queryset.filter(state=Reminder.State.PENDING, attempts__gt=0)
             return queryset
 
-    list_filter = [NeedsAttentionFilter, "state", "stage", "review_due"]
+    list_filter = [NeedsAttentionFilter, "state", "stage", "review_due", "due"]
+
+    @admin.display(description="About")
+    def item(self, obj: Reminder) -> str:
+        """The recommendation's reference, or the action's, measure's or inspection's kind and id: no titles."""
+        if obj.recommendation_id is not None:
+            return obj.recommendation.reference
+        if obj.plan_action_id is not None:
+            return f"Plan action {obj.plan_action_id} on {obj.plan_action.recommendation.reference}"
+        if obj.measure_id is not None:
+            return f"Measure {obj.measure_id} on {obj.measure.recommendation.reference}"
+        return f"{obj.get_deadline_display()} (inspection {obj.inspection_id})"
+
+    @admin.display(description="Due", ordering="due")
+    def date(self, obj: Reminder):
+        return obj.review_due or obj.due
 
     def has_retry_permission(self, request) -> bool:
         return is_operator(request.user) or is_governance_lead(request.user)

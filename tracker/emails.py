@@ -17,6 +17,7 @@ from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 from django.urls import reverse
 
+from tracker import ledger_items
 from tracker.models import Reminder, User
 
 # Most pressing first within a digest.
@@ -54,6 +55,49 @@ class DigestItem:
             stage_label=Reminder.Stage(reminder.stage).label,
             review_due=reminder.review_due,
             url=absolute_url(rec.get_absolute_url()),
+        )
+
+
+# Most pressing first among the other dates.
+_DATE_ORDER = {
+    Reminder.Stage.DEADLINE_DUE: 0,
+    Reminder.Stage.ACTION_OVERDUE: 1,
+    Reminder.Stage.MEASURE_DATA_DUE: 2,
+    Reminder.Stage.DEADLINE_APPROACHING: 3,
+    Reminder.Stage.ACTION_DUE_SOON: 4,
+}
+
+
+@dataclass(frozen=True)
+class DateItem:
+    """One date that is not a review: a plan action's, a measure's data, an inspection deadline.
+
+    A fixed sentence saying what kind of item it is, the recommendation's reference (as a review item
+    shows it; none for a deadline, which belongs to an inspection), the date and a link: never an
+    action's description, a measure's name or an inspection's title.
+    """
+
+    stage: str
+    stage_label: str
+    text: str
+    reference: str | None
+    due: dt.date
+    url: str
+
+    @property
+    def due_text(self) -> str:
+        return f"{self.due.day} {self.due:%B %Y}"
+
+    @classmethod
+    def from_reminder(cls, reminder: Reminder) -> DateItem:
+        text, reference, path = ledger_items.describe(reminder)
+        return cls(
+            stage=reminder.stage,
+            stage_label=Reminder.Stage(reminder.stage).label,
+            text=text,
+            reference=reference,
+            due=reminder.due,
+            url=absolute_url(path),
         )
 
 
@@ -124,11 +168,13 @@ def _message(
 
 
 def review_digest(
-    recipient: User, items: Sequence[DigestItem], notices: Sequence[Notice] = ()
+    recipient: User, items: Sequence[DigestItem], notices: Sequence[Notice] = (), dates: Sequence[DateItem] = ()
 ) -> EmailMultiAlternatives:
-    """One email listing every review that needs this person's attention today, and the workflow steps
-    they have not yet been told of."""
+    """One email listing every review that needs this person's attention today, the other dates that do
+    (plan actions, measures' data, inspection deadlines), and the workflow steps they have not yet been
+    told of."""
     items = sorted(items, key=lambda item: (_STAGE_ORDER.get(item.stage, 9), item.review_due, item.reference))
+    dates = sorted(dates, key=lambda item: (_DATE_ORDER.get(item.stage, 9), item.due, item.url))
     notices = sorted(notices, key=lambda notice: (_NOTICE_ORDER.get(notice.stage, 99), notice.at))
     return _message(
         "review_digest",
@@ -139,6 +185,8 @@ def review_digest(
             "count": len(items),
             "notices": notices,
             "notice_count": len(notices),
+            "dates": dates,
+            "date_count": len(dates),
             "home_url": absolute_url("/"),
             "settings_url": absolute_url(reverse("tracker:notification-settings")),
         },

@@ -780,10 +780,32 @@ class ReminderStage(models.TextChoices):
     RETURNED = "returned", "Closure rejected (returned)"
     REOPENED = "reopened", "Reopened"
     TARGET_MOVED = "target_moved", "Target date moved"
+    # Dates that are not a recommendation's review (tracker.ledger_items): each row points at its item.
+    ACTION_DUE_SOON = "action_due_soon", "Plan action due soon"
+    ACTION_OVERDUE = "action_overdue", "Plan action overdue"
+    MEASURE_DATA_DUE = "measure_data_due", "Measure data due"
+    DEADLINE_APPROACHING = "deadline_approaching", "Inspection deadline approaching"
+    DEADLINE_DUE = "deadline_due", "Inspection deadline due or passed"
 
 
-# The review reminders the daily sweep plans; every other stage is a workflow notification.
+# The review reminders the daily sweep plans.
 REVIEW_STAGES = (ReminderStage.DUE_SOON, ReminderStage.OVERDUE, ReminderStage.ESCALATION, ReminderStage.UNOWNED)
+# The other dates the daily sweep plans, each kind of row pointing at its own item.
+ACTION_STAGES = (ReminderStage.ACTION_DUE_SOON, ReminderStage.ACTION_OVERDUE)
+MEASURE_STAGES = (ReminderStage.MEASURE_DATA_DUE,)
+DEADLINE_STAGES = (ReminderStage.DEADLINE_APPROACHING, ReminderStage.DEADLINE_DUE)
+# Every other stage is a notification of a workflow step.
+NOTIFICATION_STAGES = tuple(
+    stage for stage in ReminderStage if stage not in (*REVIEW_STAGES, *ACTION_STAGES, *MEASURE_STAGES, *DEADLINE_STAGES)
+)
+
+
+class DeadlineKind(models.TextChoices):
+    """An inspection's deadlines (tracker.deadlines), as the reminder ledger names them."""
+
+    PCC_RESPONSE = "pcc_response", "Police and crime commissioner's published response"
+    ACTION_PLAN = "action_plan", "Force's action plan"
+    REVISIT = "revisit", "Inspectorate's revisit"
 
 
 class ReminderState(models.TextChoices):
@@ -797,10 +819,15 @@ class ReminderState(models.TextChoices):
 
 
 class Reminder(models.Model):
-    """The reminder ledger: one row per (recommendation, recipient, stage, review due date), or, for a
-    notification of a workflow step, one per (event, recipient, stage).
+    """The reminder ledger. Each row has exactly one shape, which the CHECK constraint names by its stage:
 
-    The unique constraint is what makes a reminder exactly-once; delivery claims rows with a lease.
+    - a review reminder: one per (recommendation, recipient, stage, review due date, occurrence);
+    - a notification of a workflow step: one per (event, recipient, stage), on its recommendation;
+    - a plan action's date: one per (action, recipient, stage, due date, occurrence);
+    - an outcome measure's data due: one per (measure, recipient, stage, due date), the due date naming the period;
+    - an inspection's deadline: one per (inspection, deadline kind, recipient, stage, due date).
+
+    The unique constraints are what make a reminder exactly-once; delivery claims rows with a lease.
     Temporary delivery failures go back to pending with a later ``next_attempt_at`` (the wait lives
     here, not in the broker); permanent ones are failed; too many attempts make a row dead.
     """
@@ -809,14 +836,31 @@ class Reminder(models.Model):
 
     State = ReminderState
 
-    recommendation = models.ForeignKey(Recommendation, on_delete=models.CASCADE, related_name="reminders")
+    Deadline = DeadlineKind
+
+    # Empty for a row about a plan action, a measure or an inspection deadline: it points at that instead.
+    recommendation = models.ForeignKey(
+        Recommendation, on_delete=models.CASCADE, null=True, blank=True, related_name="reminders"
+    )
     recipient = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="reminders")
     stage = models.CharField(max_length=32, choices=Stage.choices)
-    # A review reminder's review date; empty for a notification, which has its event instead.
+    # A review reminder's review date; empty for every other shape.
     review_due = models.DateField(null=True, blank=True)
     event = models.ForeignKey(
         RecommendationEvent, on_delete=models.CASCADE, null=True, blank=True, related_name="notifications"
     )
+    plan_action = models.ForeignKey(
+        "PlanAction", on_delete=models.CASCADE, null=True, blank=True, related_name="reminders"
+    )
+    measure = models.ForeignKey(
+        "OutcomeMeasure", on_delete=models.CASCADE, null=True, blank=True, related_name="reminders"
+    )
+    inspection = models.ForeignKey(
+        Inspection, on_delete=models.CASCADE, null=True, blank=True, related_name="reminders"
+    )
+    deadline = models.CharField(max_length=16, choices=Deadline.choices, blank=True, default="")
+    # The date a plan action, a measure's data or an inspection deadline is due; empty for the other shapes.
+    due = models.DateField(null=True, blank=True)
     # Overdue reminders repeat weekly: the sequence number tells the repeats apart.
     occurrence = models.PositiveSmallIntegerField(default=0)
     state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
@@ -836,13 +880,76 @@ class Reminder(models.Model):
                 name="reminder_once_per_stage_and_due_date",
             ),
             models.UniqueConstraint(fields=["event", "recipient", "stage"], name="reminder_once_per_event"),
-            # A review reminder has a review date and no event; a notification has an event and no date.
+            models.UniqueConstraint(
+                fields=["plan_action", "recipient", "stage", "due", "occurrence"], name="reminder_once_per_action"
+            ),
+            models.UniqueConstraint(
+                fields=["measure", "recipient", "stage", "due", "occurrence"], name="reminder_once_per_measure"
+            ),
+            models.UniqueConstraint(
+                fields=["inspection", "deadline", "recipient", "stage", "due", "occurrence"],
+                name="reminder_once_per_deadline",
+            ),
+            # Which shape a row has, by its stage: exactly the columns of that shape are set.
             models.CheckConstraint(
                 condition=(
-                    Q(stage__in=[c.value for c in REVIEW_STAGES], event__isnull=True, review_due__isnull=False)
-                    | (~Q(stage__in=[c.value for c in REVIEW_STAGES]) & Q(event__isnull=False, review_due__isnull=True))
+                    Q(
+                        stage__in=[c.value for c in REVIEW_STAGES],
+                        recommendation__isnull=False,
+                        review_due__isnull=False,
+                        event__isnull=True,
+                        plan_action__isnull=True,
+                        measure__isnull=True,
+                        inspection__isnull=True,
+                        deadline="",
+                        due__isnull=True,
+                    )
+                    | Q(
+                        stage__in=[c.value for c in NOTIFICATION_STAGES],
+                        recommendation__isnull=False,
+                        event__isnull=False,
+                        review_due__isnull=True,
+                        plan_action__isnull=True,
+                        measure__isnull=True,
+                        inspection__isnull=True,
+                        deadline="",
+                        due__isnull=True,
+                    )
+                    | Q(
+                        stage__in=[c.value for c in ACTION_STAGES],
+                        plan_action__isnull=False,
+                        due__isnull=False,
+                        recommendation__isnull=True,
+                        review_due__isnull=True,
+                        event__isnull=True,
+                        measure__isnull=True,
+                        inspection__isnull=True,
+                        deadline="",
+                    )
+                    | Q(
+                        stage__in=[c.value for c in MEASURE_STAGES],
+                        measure__isnull=False,
+                        due__isnull=False,
+                        recommendation__isnull=True,
+                        review_due__isnull=True,
+                        event__isnull=True,
+                        plan_action__isnull=True,
+                        inspection__isnull=True,
+                        deadline="",
+                    )
+                    | Q(
+                        stage__in=[c.value for c in DEADLINE_STAGES],
+                        inspection__isnull=False,
+                        deadline__in=[c.value for c in DeadlineKind],
+                        due__isnull=False,
+                        recommendation__isnull=True,
+                        review_due__isnull=True,
+                        event__isnull=True,
+                        plan_action__isnull=True,
+                        measure__isnull=True,
+                    )
                 ),
-                name="reminder_review_or_notification",
+                name="reminder_shape",
             ),
             models.CheckConstraint(
                 condition=Q(stage__in=[c.value for c in ReminderStage]), name="reminder_stage_valid"
@@ -859,7 +966,18 @@ class Reminder(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_stage_display()} reminder to {self.recipient} for {self.recommendation_id}"
+        return f"{self.get_stage_display()} reminder to {self.recipient} for {self.item_label}"
+
+    @property
+    def item_label(self) -> str:
+        """What the row is about, by id only (the admin's list shows it; no titles)."""
+        if self.plan_action_id is not None:
+            return f"plan action {self.plan_action_id}"
+        if self.measure_id is not None:
+            return f"measure {self.measure_id}"
+        if self.inspection_id is not None:
+            return f"{self.get_deadline_display().lower()} of inspection {self.inspection_id}"
+        return f"recommendation {self.recommendation_id}"
 
 
 class NotificationKind(models.TextChoices):

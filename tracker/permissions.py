@@ -228,7 +228,18 @@ def visible_evidence(user: User) -> QuerySet[Evidence]:
 def visible_reminders(user: User) -> QuerySet[Reminder]:
     if not is_governance_lead(user) or user.organisation_id is None:
         return Reminder.objects.none()
-    return Reminder.objects.filter(recommendation__organisation_id=user.organisation_id)
+    return Reminder.objects.filter(reminder_of_organisation(user.organisation_id))
+
+
+def reminder_of_organisation(organisation_id: int) -> Q:
+    """A ledger row of this organisation, by whichever item it is about: a recommendation (a review or a
+    notification), a plan action, an outcome measure or an inspection (its deadlines)."""
+    return (
+        Q(recommendation__organisation_id=organisation_id)
+        | Q(plan_action__recommendation__organisation_id=organisation_id)
+        | Q(measure__recommendation__organisation_id=organisation_id)
+        | Q(inspection__organisation_id=organisation_id)
+    )
 
 
 # The action plan and outcome measures (issue 16). An action's owner and a measure's supplier see their

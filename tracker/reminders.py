@@ -36,7 +36,7 @@ from django.db import connection, transaction
 from django.db.models import DateField, DateTimeField, F, Func, IntegerField, Q, QuerySet, Value
 from django.utils import timezone
 
-from tracker import emails, notifications
+from tracker import emails, ledger_items, notifications
 from tracker.models import Recommendation, Reminder, User
 from tracker.permissions import Role
 from tracker.predicates import matches, value_at
@@ -86,7 +86,8 @@ class DaysBetween(Func):
 # Planning: what is due, as queries on state.
 # ---------------------------------------------------------------------------------------------
 
-_KEY = ("_rec", "_to", "_stage", "_due", "_occ")
+# The ledger's key columns, for every shape of row the sweep plans (tracker.ledger_items fills its own).
+_KEY = ("_rec", "_to", "_stage", "_due", "_occ", "_action", "_measure", "_inspection", "_deadline", "_date")
 _SELECT = (*_KEY, "_state", "_attempts", "_error", "_next", "_token", "_created")
 _COLUMNS = (
     "recommendation",
@@ -94,6 +95,11 @@ _COLUMNS = (
     "stage",
     "review_due",
     "occurrence",
+    "plan_action",
+    "measure",
+    "inspection",
+    "deadline",
+    "due",
     "state",
     "attempts",
     "last_error",
@@ -159,7 +165,8 @@ def _occurrence(rec: Recommendation, today: dt.date, policy: Policy) -> int:
 def due_selections(today: dt.date, policy: Policy | None = None) -> dict[str, QuerySet]:
     """One queryset per rule, each annotated with the ledger key columns.
 
-    Every queryset yields rows of (recommendation, recipient, stage, review due date, occurrence).
+    Every queryset yields rows of (recommendation, recipient, stage, review due date, occurrence), or,
+    for a plan action, a measure or an inspection deadline (``tracker.ledger_items``), of that item.
     """
     policy = policy or Policy.from_settings()
     # The active governance leads, as a literal list: they are few, and an IN list of ids lets both
@@ -181,12 +188,15 @@ def due_selections(today: dt.date, policy: Policy | None = None) -> dict[str, Qu
         else:
             recipient = F(rule.to)
         selections[name] = qs.annotate(
-            _rec=F("pk"),
-            _to=recipient,
-            _stage=Value(str(rule.stage)),
-            _due=F("next_review_due"),
-            _occ=_occurrence_sql(today, policy) if rule.weekly else Value(0, output_field=IntegerField()),
+            **ledger_items.key_columns(
+                _rec=F("pk"),
+                _to=recipient,
+                _stage=Value(str(rule.stage)),
+                _due=F("next_review_due"),
+                _occ=_occurrence_sql(today, policy) if rule.weekly else Value(0, output_field=IntegerField()),
+            )
         )
+    selections.update(ledger_items.selections(today, policy, leads))
     return selections
 
 
@@ -194,11 +204,11 @@ def plan(today: dt.date | None = None, policy: Policy | None = None) -> int:
     """Insert a pending ledger row for every reminder due today that the ledger does not hold yet, and
     release the notifications held for the daily digest, so that they go out with it.
 
-    Each selection becomes one INSERT ... SELECT ... ON CONFLICT DO NOTHING, so the number of
-    queries does not grow with the number of recommendations, and a row that exists already (sent,
-    being sent, failed or cancelled) is left exactly as it is. Unlike bulk_create's SQLite
-    "INSERT OR IGNORE", ON CONFLICT ignores only the unique constraint, never a CHECK or NOT NULL.
-    Returns how many rows were added.
+    The selections become one INSERT ... SELECT ... UNION ALL SELECT ... ON CONFLICT DO NOTHING, so the
+    number of queries grows neither with the number of recommendations, actions, measures and
+    inspections nor with the number of rules, and a row that exists already (sent, being sent, failed
+    or cancelled) is left exactly as it is. Unlike bulk_create's SQLite "INSERT OR IGNORE", ON CONFLICT
+    ignores only the unique constraints, never a CHECK or NOT NULL. Returns how many rows were added.
     """
     today = today or timezone.localdate()
     now = timezone.now()
@@ -206,8 +216,8 @@ def plan(today: dt.date | None = None, policy: Policy | None = None) -> int:
     column_sql = ", ".join(connection.ops.quote_name(Reminder._meta.get_field(c).column) for c in _COLUMNS)
     added = 0
     with transaction.atomic():
-        for selection in due_selections(today, policy).values():
-            rows = selection.annotate(
+        selections = [
+            selection.annotate(
                 _state=Value(str(State.PENDING)),
                 _attempts=Value(0, output_field=IntegerField()),
                 _error=Value(""),
@@ -215,14 +225,19 @@ def plan(today: dt.date | None = None, policy: Policy | None = None) -> int:
                 _token=Value(""),
                 _created=Value(now, output_field=DateTimeField()),
             ).values_list(*_SELECT)
-            select_sql, params = rows.query.sql_with_params()
-            with connection.cursor() as cursor:
-                # Names come from the model's own metadata; values are all parameters.
-                cursor.execute(
-                    f"INSERT INTO {table} ({column_sql}) {select_sql} ON CONFLICT DO NOTHING",
-                    params,
-                )
-                added += max(cursor.rowcount, 0)
+            for selection in due_selections(today, policy).values()
+        ]
+        rows = selections[0].union(*selections[1:], all=True)
+        select_sql, params = rows.query.sql_with_params()
+        with connection.cursor() as cursor:
+            # Names come from the model's own metadata; values are all parameters. The compound SELECT is
+            # wrapped, with a WHERE, so that SQLite cannot read ON CONFLICT as part of a join.
+            cursor.execute(
+                f"INSERT INTO {table} ({column_sql}) SELECT * FROM ({select_sql}) AS due_now WHERE 1 = 1 "  # noqa: S608
+                "ON CONFLICT DO NOTHING",
+                params,
+            )
+            added = max(cursor.rowcount, 0)
         notifications.release_daily(now)
     return added
 
@@ -330,7 +345,16 @@ def claim(limit_recipients: int, lease_seconds: int | None = None) -> tuple[str,
         return token, []
     rows = list(
         Reminder.objects.filter(lease_token=token, state=State.SENDING)
-        .select_related("recommendation__finding__inspection", "recommendation__owner__escalation_contact", "recipient")
+        .select_related(
+            "recommendation__finding__inspection",
+            "recommendation__owner__escalation_contact",
+            "recipient",
+            "plan_action__recommendation__finding",
+            "plan_action__owner",
+            "measure__recommendation__finding",
+            "measure__supplier",
+            "inspection__organisation",
+        )
         .order_by("recipient_id", "pk")
     )
     return token, rows
@@ -345,15 +369,24 @@ def _leads_among(recipient_ids: Iterable[int]) -> set[tuple[int, int]]:
     )
 
 
-def _still_due(row: Reminder, leads: set[tuple[int, int]], today: dt.date, policy: Policy) -> bool:
+def _still_due(
+    row: Reminder,
+    leads: set[tuple[int, int]],
+    today: dt.date,
+    policy: Policy,
+    entered: ledger_items.Entered | None = None,
+) -> bool:
     """Would the planner, run now on the recommendation as it is now, produce this very row?
 
     A completed review, a new owner or a closed recommendation cancels a row; so does the passage
     of time (a "due soon" whose review date has passed, an overdue repeat a week old): the sweep
-    plans their successor, so nothing is lost. ``leads`` comes from ``_leads_among``.
+    plans their successor, so nothing is lost. ``leads`` comes from ``_leads_among``; ``entered``, the
+    measures' data already in (``ledger_items.Entered``), is read here when not given.
     """
     if row.event_id is not None:  # a notification of a workflow step, not a review reminder
         return notifications.still_wanted(row)
+    if row.recommendation_id is None:  # a plan action, a measure or an inspection deadline
+        return ledger_items.still_due(row, leads, today, policy, entered or ledger_items.Entered.for_rows([row]))
     rec = row.recommendation
     if row.review_due != rec.next_review_due:
         return False
@@ -485,9 +518,10 @@ def _deliver_batch(token: str, rows: list[Reminder], today: dt.date, deadline: f
     report = DeliveryReport()
     leads = _leads_among({row.recipient_id for row in rows})
     policy = Policy.from_settings()
+    entered = ledger_items.Entered.for_rows(rows)
     # After a long outage two weekly repeats of one overdue reminder may both be waiting: only the
     # latest is still due, so the older one is cancelled here.
-    stale = [row for row in rows if not _still_due(row, leads, today, policy)]
+    stale = [row for row in rows if not _still_due(row, leads, today, policy, entered)]
     if stale:
         # A completed review, a new owner, a closed recommendation: this reminder is no longer due.
         report.cancelled = Reminder.objects.filter(pk__in=[r.pk for r in stale], lease_token=token).update(
@@ -522,9 +556,10 @@ def _deliver_batch(token: str, rows: list[Reminder], today: dt.date, deadline: f
             try:
                 if not recipient.email:
                     raise _Permanent("no email address")
-                items = [emails.DigestItem.from_reminder(row) for row in group if row.event_id is None]
+                items = [emails.DigestItem.from_reminder(row) for row in group if row.review_due is not None]
                 notices = [emails.Notice.from_reminder(row) for row in group if row.event_id is not None]
-                message = emails.review_digest(recipient, items, notices)
+                dates = [emails.DateItem.from_reminder(row) for row in group if row.due is not None]
+                message = emails.review_digest(recipient, items, notices, dates)
                 if not connection_open:
                     mail.open()  # one connection for the whole batch
                     connection_open = True
@@ -574,7 +609,8 @@ def _deliver_batch(token: str, rows: list[Reminder], today: dt.date, deadline: f
                 (
                     recipient.email,
                     [f"{i.reference} {i.stage_label.lower()} (review due {i.review_due})" for i in items]
-                    + [f"{n.stage_label.lower()} ({n.url})" for n in notices],
+                    + [f"{n.stage_label.lower()} ({n.url})" for n in notices]
+                    + [f"{d.stage_label.lower()} (due {d.due}, {d.url})" for d in dates],
                 )
             )
     finally:

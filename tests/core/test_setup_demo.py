@@ -85,8 +85,17 @@ def test_the_first_sweep_sends_due_soon_overdue_escalation_and_unowned_digests(s
     assert set(by_recipient) == {"owner", "owner2", "reviewer", "lead"}  # one digest each
     stages = {
         (row.recipient.username, row.stage, row.recommendation.reference)
-        for row in Reminder.objects.filter(event__isnull=True).select_related("recipient", "recommendation__finding")
+        for row in Reminder.objects.filter(review_due__isnull=False).select_related(
+            "recipient", "recommendation__finding"
+        )
     }
+    dates = {
+        (row.recipient.username, row.stage, row.plan_action.recommendation.reference if row.plan_action else None)
+        for row in Reminder.objects.filter(due__isnull=False).select_related(
+            "recipient", "plan_action__recommendation__finding"
+        )
+    }
+
     # The story's own steps are months old: their notifications are history, none is sent now.
     assert not Reminder.objects.filter(event__isnull=False).exclude(state=Reminder.State.CANCELLED).exists()
     assert stages == {
@@ -99,6 +108,14 @@ def test_the_first_sweep_sends_due_soon_overdue_escalation_and_unowned_digests(s
         ("lead", "unowned", "OBS3"),
         ("lead", "unowned", "OBS6"),
     }
+    # The ledger's other items: only the demo plans' one action a week late (to owner2, on each cause of
+    # concern). The measures have last month's figure; the inspection's PCC response passed long ago and it
+    # has no action plan or revisit date: a months-old deadline is history, never news.
+    assert dates == {("owner2", "action_overdue", "CC1"), ("owner2", "action_overdue", "CC2")}
+    week_ago = timezone.localdate() - dt.timedelta(days=7)
+    assert set(Reminder.objects.filter(due__isnull=False).values_list("due", flat=True)) == {week_ago}
+    assert "An action you own on a recommendation's plan is overdue." in by_recipient["owner2"].body
+    assert "[Demo]" not in by_recipient["owner2"].body  # the action's own words stay behind sign-in
 
 
 def _snapshot() -> dict:

@@ -22,6 +22,8 @@ REVIEW = [stage.value for stage in REVIEW_STAGES]  # the sweep's stages; notific
 Status = Recommendation.Status
 
 TODAY = dt.date(2026, 5, 13)
+# (recommendation, recipient, stage, review due date, occurrence)
+REVIEW_KEY = ("_rec", "_to", "_stage", "_due", "_occ")
 
 
 def review_offsets(policy: reminders.Policy) -> list[int]:
@@ -79,7 +81,8 @@ def planned(today: dt.date, policy: reminders.Policy) -> set[tuple]:
     return {
         tuple(row)
         for selection in reminders.due_selections(today, policy).values()
-        for row in selection.values_list(*reminders._KEY)
+        for row in selection.values_list(*REVIEW_KEY)
+        if row[0] is not None  # a review reminder (tests/reminders/test_ledger_items.py holds the other shapes)
     }
 
 

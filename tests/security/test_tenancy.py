@@ -70,7 +70,7 @@ from tracker.models import (
     Theme,
     User,
 )
-from tracker.permissions import Role
+from tracker.permissions import Role, reminder_of_organisation
 from tracker.storage import ExportStorage
 from tracker.uploads import check_upload
 
@@ -275,6 +275,23 @@ def _organisation(slug: str, name: str, prefix: str) -> tuple[dict, dict]:
     datapoint = workflow.enter_measure_data(
         measure, by=owner, period=timezone.localdate().replace(year=2025, day=1), value=70, note=f"{loud} note"
     )
+    # The ledger's other shapes (tracker.ledger_items): rows with no recommendation, scoped by their item.
+    ledger_rows = {
+        "reminder:action": Reminder.objects.create(
+            plan_action=plan_action, recipient=owner, stage="action_due_soon", due=plan_action.due_date, last_error=loud
+        ),
+        "reminder:measure": Reminder.objects.create(
+            measure=measure, recipient=owner, stage="measure_data_due", due=measure.baseline_period, last_error=loud
+        ),
+        "reminder:deadline": Reminder.objects.create(
+            inspection=inspection,
+            deadline="revisit",
+            recipient=lead,
+            stage="deadline_due",
+            due=timezone.localdate(),
+            last_error=loud,
+        ),
+    }
     rec.refresh_from_db()
     objects = {
         "organisation": organisation,
@@ -290,12 +307,20 @@ def _organisation(slug: str, name: str, prefix: str) -> tuple[dict, dict]:
         "evidence": evidence,
         "event": rec.events.order_by("pk").first(),
         "reminder": reminder,
+        **ledger_rows,
         "accesslog": log,
         "export": export,
         "import": import_job,
         **{f"user:{role}": person for role, person in people.items()},
     }
     return objects, people
+
+
+def _shapes(objects: dict, obj) -> list:
+    """A reminder of every shape (a review, a plan action, a measure, a deadline); any other object alone."""
+    if isinstance(obj, Reminder):
+        return [each for each in objects.values() if isinstance(each, Reminder)]
+    return [obj]
 
 
 def _object(objects: dict, model: type):
@@ -379,7 +404,9 @@ def fill(pattern: Pattern, world: World, side: str = "a") -> list[Case] | None:
             history_id = world.history_ids.get((model, obj.pk), 1)
             return [Case(_url(pattern, obj.pk, history_id), pattern.route)]
         if pattern.kwargs in (["object_id"], ["id"]):
-            return [Case(_url(pattern, **{pattern.kwargs[0]: obj.pk}), pattern.route)]
+            return [
+                Case(_url(pattern, **{pattern.kwargs[0]: each.pk}), pattern.route) for each in _shapes(objects, obj)
+            ]
         return None
     if (
         pattern.name
@@ -398,7 +425,7 @@ def fill(pattern: Pattern, world: World, side: str = "a") -> list[Case] | None:
     api = re.match(r"^api/\^(\w[\w-]*)/", pattern.route)
     if api and pattern.kwargs == ["pk"] and api.group(1) in API_RESOURCES:
         obj = _object(objects, API_RESOURCES[api.group(1)])
-        return [Case(_url(pattern, pk=obj.pk), pattern.route)]
+        return [Case(_url(pattern, pk=each.pk), pattern.route) for each in _shapes(objects, obj)]
     return None
 
 
@@ -511,7 +538,7 @@ def snapshot(world: World) -> dict:
         "evidence": list(Evidence.objects.filter(recommendation=rec).order_by("pk").values()),
         "updates": ProgressUpdate.objects.filter(recommendation=rec).count(),
         "events": RecommendationEvent.objects.filter(recommendation=rec).count(),
-        "reminders": list(Reminder.objects.filter(recommendation=rec).values()),
+        "reminders": list(Reminder.objects.filter(reminder_of_organisation(org)).order_by("pk").values()),
         "notification_preferences": list(NotificationPreference.objects.filter(user__organisation_id=org).values()),
         "plan": list(PlanAction.objects.filter(recommendation=rec).order_by("pk").values()),
         "measures": list(OutcomeMeasure.objects.filter(recommendation=rec).order_by("pk").values()),

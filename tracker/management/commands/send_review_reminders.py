@@ -67,7 +67,12 @@ class Command(BaseCommand):
             added = reminders.plan()
             waiting = list(
                 Reminder.objects.filter(state=Reminder.State.PENDING)
-                .select_related("recommendation__finding", "recipient")
+                .select_related(
+                    "recommendation__finding",
+                    "recipient",
+                    "plan_action__recommendation__finding",
+                    "measure__recommendation__finding",
+                )
                 .order_by("recipient__username", "stage", "review_due")
             )
             transaction.set_rollback(True)
@@ -80,9 +85,23 @@ class Command(BaseCommand):
             for row in rows:
                 waiting = row.attempts and row.next_attempt_at > now
                 wait = f"; next attempt after {row.next_attempt_at:%Y-%m-%d %H:%M}" if waiting else ""
-                when = f"review due {row.review_due}" if row.review_due else "notification of a workflow step"
-                self.stdout.write(
-                    f"  {row.recommendation.finding.reference} {row.get_stage_display().lower()} ({when}{wait})"
-                )
+                if row.review_due:
+                    when = f"review due {row.review_due}"
+                elif row.due:
+                    when = f"due {row.due}"
+                else:
+                    when = "notification of a workflow step"
+                self.stdout.write(f"  {_about(row)} {row.get_stage_display().lower()} ({when}{wait})")
         if not by_recipient:
             self.stdout.write("Nothing to send.")
+
+
+def _about(row: Reminder) -> str:
+    """The recommendation's reference the row is about, or its item's kind and id (no titles)."""
+    if row.recommendation_id is not None:
+        return row.recommendation.finding.reference
+    if row.plan_action_id is not None:
+        return f"plan action {row.plan_action_id} on {row.plan_action.recommendation.finding.reference}"
+    if row.measure_id is not None:
+        return f"measure {row.measure_id} on {row.measure.recommendation.finding.reference}"
+    return f"{row.get_deadline_display().lower()} of inspection {row.inspection_id}"
