@@ -31,7 +31,7 @@ def word_by_publication(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("tracker", "0012_scale"),
+        ("tracker", "0013_ledger_items"),
     ]
 
     operations = [
