@@ -203,8 +203,12 @@ def annotate(qs: QuerySet[Recommendation], user: User, now: dt.datetime) -> Quer
         at__gte=now - dt.timedelta(days=MOVED_WITHIN_DAYS),
     ).exclude(old_value="none")
     latest_update = ProgressUpdate.objects.filter(recommendation=OuterRef("pk")).order_by("-created_at")
+    # A reminder about one of its plan actions or outcome measures counts too (their rows carry no recommendation).
     failed = Reminder.objects.filter(
-        recommendation=OuterRef("pk"), state__in=[Reminder.State.FAILED, Reminder.State.DEAD]
+        Q(recommendation=OuterRef("pk"))
+        | Q(plan_action__recommendation=OuterRef("pk"))
+        | Q(measure__recommendation=OuterRef("pk")),
+        state__in=[Reminder.State.FAILED, Reminder.State.DEAD],
     )
     qs = qs.annotate(
         # Never NULL: "not returned" must be true, not unknown, for an item with no such event yet.

@@ -13,7 +13,7 @@ from django.utils import timezone
 from tests.factories import RecommendationFactory
 from tests.one_rule import note, submitted
 from tracker import inbox, workflow
-from tracker.models import ProgressUpdate, Recommendation, RecommendationEvent, Reminder
+from tracker.models import PlanAction, ProgressUpdate, Recommendation, RecommendationEvent, Reminder
 
 pytestmark = pytest.mark.django_db
 
@@ -141,6 +141,16 @@ class TestLead:
             assert rec.get_absolute_url() in section(html, key), key
         assert undated.get_absolute_url() in section(html, "no_target")
         assert 'id="group-awaiting"' in html and 'id="group-evidence"' in html
+
+    def test_a_failed_reminder_of_a_plan_action_flags_its_recommendation(self, client, inspection, lead, olly):
+        rec = make(inspection, owner=olly, target_date=TODAY() + dt.timedelta(days=90))
+        action = PlanAction.objects.create(recommendation=rec, description="Audit", owner=olly, due_date=TODAY())
+        Reminder.objects.create(
+            plan_action=action, recipient=olly, stage="action_overdue", due=TODAY(), state=Reminder.State.FAILED
+        )
+        html = home(client, lead)
+        assert count_in(html, "reminders_failed") == 1
+        assert rec.get_absolute_url() in section(html, "reminders_failed")
 
     def test_a_first_target_date_is_not_a_moved_one(self, client, inspection, lead, olly):
         rec = make(inspection, owner=olly)
