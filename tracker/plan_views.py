@@ -284,6 +284,7 @@ def _add_measure(request, rec, item, data) -> str:
         target_value=data["target_value"],
         target_date=data["target_date"],
         supplier=data["supplier"],
+        expected_version=data["version"],
         **{name: data[name] for name in fields},
     )
     return "The outcome measure has been added."
