@@ -47,7 +47,7 @@ def test_the_pack_lists_the_measures_off_track_and_names_its_changes(client, ins
     table = html.split('id="pack-off-track-measures"')[1].split("</table>")[0]
     assert "CC1" in table and "Missing children found within 24 hours" in table and "84%" in table
     assert "at least 90%" in table and "Return interviews" not in table
-    assert "Changes of owner, target date, action date and outcome gating" in html
+    assert "Owner, target date, action date and outcome gating changes" in html
     assert "Owner and target-date changes" not in html
     # A moved action date is written in words, like a moved target date.
     assert "31 January 2027" in html and "31 March 2027" in html and "Analyst on leave" in html
@@ -69,7 +69,7 @@ def test_the_pdf_lists_them_too(inspection, rita, tmp_path):
     text = subprocess.run([PDFTOTEXT, str(pdf), "-"], check=True, capture_output=True, text=True, timeout=60).stdout  # noqa: S603
     flat = " ".join(text.split())
     assert "Outcome measures off track (1)" in flat and "Missing children found within 24 hours" in flat
-    assert "Changes of owner, target date, action date and outcome gating" in flat
+    assert "Owner, target date, action date and outcome gating changes" in flat
 
 
 def test_the_pack_runs_the_same_queries_at_10_and_500_actions_and_data_points(inspection, rita, olly):
