@@ -69,6 +69,10 @@ COLUMNS: tuple[Column, ...] = (
     Column("actions_slipped", "Actions slipped", importable=False, width=10),
     Column("measures_total", "Measures", importable=False, width=10),
     Column("measures_off_track", "Measures off track", importable=False, width=10),
+    # The plan and the measures themselves, one per line, in the form the import reads (tracker.imports):
+    # optional columns, so a file without them imports as before.
+    Column("action_plan", "Action plan", width=60),
+    Column("measure_definitions", "Measure definitions", width=60),
     Column("link", "Link", importable=False, width=40),
 )
 DATE_FORMAT = "d mmmm yyyy"  # dates in words in Excel too ("15 January 2025"), still real dates
@@ -112,6 +116,39 @@ def plan_summary(queryset: QuerySet[Recommendation], today: dt.date) -> QuerySet
     )
 
 
+SEPARATOR = " | "
+
+
+def _part(value: object) -> str:
+    """One part of a line: a separator or a line break inside it would split it, so they become spaces."""
+    return " ".join(str(value).replace("|", "/").split())
+
+
+def action_line(action: PlanAction) -> str:
+    """description | owner's username | due date: what the import reads back as a new, not started action."""
+    return SEPARATOR.join(_part(v) for v in (action.description, action.owner.username, action.due_date.isoformat()))
+
+
+def measure_line(measure: OutcomeMeasure) -> str:
+    """name | definition | unit | direction | baseline | baseline period | target | target date | frequency |
+    supplier's username."""
+    from tracker.outcomes import number
+
+    values = (
+        measure.name,
+        measure.definition,
+        measure.unit,
+        measure.direction,
+        number(measure.baseline_value),
+        measure.baseline_period.isoformat(),
+        number(measure.target_value),
+        measure.target_date.isoformat(),
+        measure.frequency,
+        measure.supplier.username,
+    )
+    return SEPARATOR.join(_part(v) for v in values)
+
+
 def export_queryset(queryset: QuerySet[Recommendation]) -> QuerySet[Recommendation]:
     """Everything a row needs, its latest progress update and its plan's and measures' summary included, in
     a fixed number of queries whatever the number of rows."""
@@ -120,7 +157,11 @@ def export_queryset(queryset: QuerySet[Recommendation]) -> QuerySet[Recommendati
     return (
         queryset.select_related("finding__inspection", "owner")
         .prefetch_related(
-            Prefetch("finding__themes", queryset=Theme.objects.order_by("slug")), quotations_prefetch("finding__")
+            Prefetch("finding__themes", queryset=Theme.objects.order_by("slug")),
+            quotations_prefetch("finding__"),
+            # Two queries per chunk of rows (``rows`` reads CHUNK at a time), whatever the number of rows.
+            Prefetch("plan_actions", queryset=PlanAction.objects.select_related("owner").order_by("due_date", "pk")),
+            Prefetch("measures", queryset=OutcomeMeasure.objects.select_related("supplier").order_by("name", "pk")),
         )
         .annotate(
             latest_update_at=Subquery(latest.values("created_at")[:1]),
@@ -166,6 +207,8 @@ def _row(rec: Recommendation) -> dict[str, object]:
         "actions_slipped": rec.actions_slipped,
         "measures_total": rec.measures_total,
         "measures_off_track": rec.measures_off_track,
+        "action_plan": "\n".join(action_line(action) for action in rec.plan_actions.all()),
+        "measure_definitions": "\n".join(measure_line(measure) for measure in rec.measures.all()),
         "link": f"{settings.SITE_URL}{rec.get_absolute_url()}",
     }
 
