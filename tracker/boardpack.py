@@ -3,7 +3,7 @@
 It opens with an executive summary a board can read in a minute: the counts, what changed in the
 period (by default the last ``DEFAULT_SINCE_DAYS`` days, or since a date the reader chooses, such as
 the last board meeting), and the exceptions (red ratings, overdue reviews, target dates put back or
-passed, with the reasons given). Dates are written in words; nothing shows a system placeholder.
+passed, with the reasons given; outcome measures off track). Dates are written in words; nothing shows a system placeholder.
 
 The PDF is the same HTML body rendered by WeasyPrint as a tagged PDF/UA-1 document (headings, lists
 and tables carry their structure for screen readers), with its own print stylesheet inline and no
@@ -20,7 +20,7 @@ from django.db.models import Count, OuterRef, Q, Subquery
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from tracker import deadlines, permissions
+from tracker import deadlines, outcomes, permissions
 from tracker.models import (
     Evidence,
     Finding,
@@ -37,6 +37,8 @@ if TYPE_CHECKING:
     from tracker.models import User
 
 DEFAULT_SINCE_DAYS = 30
+# Outcome measures off track listed by name; the count covers them all (a pack stays readable).
+OFF_TRACK_LIMIT = 50
 PDF_VARIANT = "pdf/ua-1"  # tagged: WeasyPrint writes the structure tree, the language and the title
 Event = RecommendationEvent.Action
 CHANGE_ACTIONS = (
@@ -75,7 +77,7 @@ def in_words(value: dt.date | dt.datetime | None) -> str:
 
 def _value_in_words(action: str, value: str) -> str:
     """An event's stored old or new value, as a reader would say it."""
-    if action == Event.TARGET_DATE_CHANGED:
+    if action in (Event.TARGET_DATE_CHANGED, Event.PLAN_ACTION_DUE_DATE):
         if value in ("", "none"):
             return "No target date"
         try:
@@ -130,6 +132,9 @@ class BoardPack:
     # What to sustain (never tracked) and the clocks that follow publication, each with its status today.
     strengths: list[Finding] = field(default_factory=list)
     deadlines: list[tuple[deadlines.Deadline, str]] = field(default_factory=list)
+    # Issue 16: measures of open recommendations whose latest value is not at target (as on the dashboard).
+    off_track_count: int = 0
+    off_track: list = field(default_factory=list)
 
     @property
     def period(self) -> str:
@@ -152,8 +157,10 @@ def default_since(today: dt.date | None = None) -> dt.date:
 
 
 def build(user: User, inspection: Inspection, *, since: dt.date, today: dt.date | None = None) -> BoardPack:
-    """Summary counts, activity and exceptions, every recommendation with its latest update, and owner and
-    target-date changes since ``since``: a fixed number of queries, whatever the number of rows."""
+    """Summary counts, activity and exceptions (outcome measures off track among them), every recommendation
+    with its latest update, and the changes since ``since`` that need a reason (owners, target dates, plan
+    actions' due dates, outcome gating and overrides): a fixed number of queries, whatever the number of rows,
+    actions and data points."""
     today = today or timezone.localdate()
     scope = permissions.visible_recommendations(user).filter(finding__inspection=inspection)
     latest = ProgressUpdate.objects.filter(recommendation=OuterRef("pk")).order_by("-created_at", "-pk")
@@ -204,6 +211,7 @@ def build(user: User, inspection: Inspection, *, since: dt.date, today: dt.date 
     )
     for rec in overdue_list:
         rec.days_late = rec.days_overdue(today)
+    off_track_count, off_track = outcomes.off_track(scope, OFF_TRACK_LIMIT)
     return BoardPack(
         inspection=inspection,
         since=since,
@@ -228,6 +236,8 @@ def build(user: User, inspection: Inspection, *, since: dt.date, today: dt.date 
             .order_by("reference")
         ),
         deadlines=[(d, d.status(today)) for d in deadlines.for_inspection(inspection)],
+        off_track_count=off_track_count,
+        off_track=off_track,
     )
 
 

@@ -15,10 +15,11 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db.models import OuterRef, Prefetch, QuerySet, Subquery
+from django.db.models import F, Func, IntegerField, Min, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from tracker.models import ProgressUpdate, Recommendation, Theme
+from tracker.models import MeasureDataPoint, OutcomeMeasure, PlanAction, ProgressUpdate, Recommendation, Theme
 from tracker.sources import quotations_prefetch
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -60,6 +61,18 @@ COLUMNS: tuple[Column, ...] = (
     Column("latest_update_at", "Latest update on", importable=False, width=16),
     Column("latest_update", "Latest update", importable=False, width=60),
     Column("outcome_measure", "Outcome measure", width=50),
+    # Issue 16: the plan and the measures, summed up per recommendation (readers only; the import takes the
+    # plan and the measures themselves from the optional columns below).
+    Column("actions_done", "Actions done", importable=False, width=10),
+    Column("actions_total", "Actions", importable=False, width=10),
+    Column("next_action_due", "Next action due", importable=False, width=16),
+    Column("actions_slipped", "Actions slipped", importable=False, width=10),
+    Column("measures_total", "Measures", importable=False, width=10),
+    Column("measures_off_track", "Measures off track", importable=False, width=10),
+    # The plan and the measures themselves, one per line, in the form the import reads (tracker.imports):
+    # optional columns, so a file without them imports as before.
+    Column("action_plan", "Action plan", width=60),
+    Column("measure_definitions", "Measure definitions", width=60),
     Column("link", "Link", importable=False, width=40),
 )
 DATE_FORMAT = "d mmmm yyyy"  # dates in words in Excel too ("15 January 2025"), still real dates
@@ -72,14 +85,83 @@ def neutralise(value: object) -> object:
     return value
 
 
+def _count(rows: QuerySet) -> Coalesce:
+    """How many of ``rows`` (filtered on the outer recommendation), as a subquery: no GROUP BY, no join that
+    would multiply the recommendation's row."""
+    counted = rows.order_by().annotate(n=Func(F("pk"), function="COUNT")).values("n")
+    return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
+
+
+def plan_summary(queryset: QuerySet[Recommendation], today: dt.date) -> QuerySet[Recommendation]:
+    """Each recommendation's plan (done of total, next due, slipped) and measures (how many, how many off
+    track: the latest value not at target, as on the dashboard), as correlated subqueries: the same number
+    of queries however many rows, actions and data points."""
+    actions = PlanAction.objects.filter(recommendation=OuterRef("pk"))
+    latest = MeasureDataPoint.objects.filter(measure=OuterRef("pk")).order_by("-period", "-pk")
+    measures = OutcomeMeasure.objects.filter(recommendation=OuterRef("pk"))
+    off_track = measures.annotate(latest_value=Subquery(latest.values("value")[:1])).filter(
+        Q(direction=OutcomeMeasure.Direction.HIGHER, latest_value__lt=F("target_value"))
+        | Q(direction=OutcomeMeasure.Direction.LOWER, latest_value__gt=F("target_value"))
+    )
+    next_due = (
+        actions.filter(PlanAction.open_q()).order_by().values("recommendation").annotate(d=Min("due_date")).values("d")
+    )
+    return queryset.annotate(
+        actions_done=_count(actions.filter(status=PlanAction.Status.DONE)),
+        actions_total=_count(actions),
+        next_action_due=Subquery(next_due[:1]),
+        actions_slipped=_count(actions.filter(PlanAction.slipped_q(today))),
+        measures_total=_count(measures),
+        measures_off_track=_count(off_track),
+    )
+
+
+SEPARATOR = " | "
+
+
+def _part(value: object) -> str:
+    """One part of a line: a separator or a line break inside it would split it, so they become spaces."""
+    return " ".join(str(value).replace("|", "/").split())
+
+
+def action_line(action: PlanAction) -> str:
+    """description | owner's username | due date: what the import reads back as a new, not started action."""
+    return SEPARATOR.join(_part(v) for v in (action.description, action.owner.username, action.due_date.isoformat()))
+
+
+def measure_line(measure: OutcomeMeasure) -> str:
+    """name | definition | unit | direction | baseline | baseline period | target | target date | frequency |
+    supplier's username."""
+    from tracker.outcomes import number
+
+    values = (
+        measure.name,
+        measure.definition,
+        measure.unit,
+        measure.direction,
+        number(measure.baseline_value),
+        measure.baseline_period.isoformat(),
+        number(measure.target_value),
+        measure.target_date.isoformat(),
+        measure.frequency,
+        measure.supplier.username,
+    )
+    return SEPARATOR.join(_part(v) for v in values)
+
+
 def export_queryset(queryset: QuerySet[Recommendation]) -> QuerySet[Recommendation]:
-    """Everything a row needs, its latest progress update included, in a fixed number of queries
-    whatever the number of rows."""
+    """Everything a row needs, its latest progress update and its plan's and measures' summary included, in
+    a fixed number of queries whatever the number of rows."""
     latest = ProgressUpdate.objects.filter(recommendation=OuterRef("pk")).order_by("-created_at", "-pk")
+    queryset = plan_summary(queryset, timezone.localdate())
     return (
         queryset.select_related("finding__inspection", "owner")
         .prefetch_related(
-            Prefetch("finding__themes", queryset=Theme.objects.order_by("slug")), quotations_prefetch("finding__")
+            Prefetch("finding__themes", queryset=Theme.objects.order_by("slug")),
+            quotations_prefetch("finding__"),
+            # Two queries per chunk of rows (``rows`` reads CHUNK at a time), whatever the number of rows.
+            Prefetch("plan_actions", queryset=PlanAction.objects.select_related("owner").order_by("due_date", "pk")),
+            Prefetch("measures", queryset=OutcomeMeasure.objects.select_related("supplier").order_by("name", "pk")),
         )
         .annotate(
             latest_update_at=Subquery(latest.values("created_at")[:1]),
@@ -119,6 +201,14 @@ def _row(rec: Recommendation) -> dict[str, object]:
         "latest_update_at": timezone.localtime(rec.latest_update_at).date() if rec.latest_update_at else None,
         "latest_update": rec.latest_update_text or "",
         "outcome_measure": rec.outcome_measure,
+        "actions_done": rec.actions_done,
+        "actions_total": rec.actions_total,
+        "next_action_due": rec.next_action_due,
+        "actions_slipped": rec.actions_slipped,
+        "measures_total": rec.measures_total,
+        "measures_off_track": rec.measures_off_track,
+        "action_plan": "\n".join(action_line(action) for action in rec.plan_actions.all()),
+        "measure_definitions": "\n".join(measure_line(measure) for measure in rec.measures.all()),
         "link": f"{settings.SITE_URL}{rec.get_absolute_url()}",
     }
 

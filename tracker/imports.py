@@ -38,7 +38,8 @@ from openpyxl.utils import column_index_from_string, get_column_letter
 from simple_history.utils import bulk_create_with_history
 
 from tracker import finding_rules as rules
-from tracker import permissions, workflow
+from tracker import outcomes, permissions, workflow
+from tracker.errors import InvalidInput
 from tracker.exports import COLUMNS, FORMULA_STARTS
 from tracker.models import (
     MAX_REVIEW_INTERVAL_DAYS,
@@ -46,6 +47,8 @@ from tracker.models import (
     Finding,
     Inspection,
     Organisation,
+    OutcomeMeasure,
+    PlanAction,
     Quotation,
     Recommendation,
     RecommendationEvent,
@@ -109,6 +112,27 @@ class Row:
 
 
 @dataclass
+class PlannedAction:
+    description: str
+    owner: User
+    due_date: dt.date
+
+
+@dataclass
+class PlannedMeasure:
+    name: str
+    definition: str
+    unit: str
+    direction: str
+    baseline_value: object
+    baseline_period: dt.date
+    target_value: object
+    target_date: dt.date
+    frequency: str
+    supplier: User
+
+
+@dataclass
 class PlannedRecommendation:
     row: int
     finding: rules.FindingValues
@@ -117,6 +141,9 @@ class PlannedRecommendation:
     target_date: dt.date | None
     interval: int
     source_kind: str = SourceKind.THIRD_PARTY_SUMMARY
+    # Issue 16: the optional "Action plan" and "Measure definitions" columns (none when absent or blank).
+    actions: list[PlannedAction] = field(default_factory=list)
+    measures: list[PlannedMeasure] = field(default_factory=list)
 
     @property
     def reference(self) -> str:
@@ -206,15 +233,17 @@ def _csv_rows(content: bytes) -> list[tuple[int, list[object]]]:
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     result: list[tuple[int, list[object]]] = []
     try:
-        for values in reader:
+        # Rows are numbered as a spreadsheet numbers them: a cell of several lines (an action plan, say) is
+        # still one row, so the record's number, not the line the reader has reached.
+        for number, values in enumerate(reader, start=1):
             if len(values) > MAX_COLUMNS:
                 extra = next((i for i, v in enumerate(values[MAX_COLUMNS:]) if v.strip()), None)
                 if extra is not None:
-                    raise ImportFailed([_beyond(reader.line_num, MAX_COLUMNS + extra + 1)])
+                    raise ImportFailed([_beyond(number, MAX_COLUMNS + extra + 1)])
                 del values[MAX_COLUMNS:]
             if _blank(values):
                 continue
-            result.append((reader.line_num, list(values)))
+            result.append((number, list(values)))
             if len(result) > MAX_ROWS + 1:
                 raise ImportFailed([Problem(None, "", _too_many_rows())])
     except csv.Error as exc:
@@ -467,6 +496,18 @@ class _Owners:
         self.by_email = {u.email.lower(): u for u in people if u.email}
         self.eligible = set(permissions.eligible_owners(organisation_id).values_list("pk", flat=True))
 
+    def find(self, text: str, what: str) -> tuple[User | None, str]:
+        """The eligible person called ``text`` (username or email), or why not: for plan actions and measures,
+        whose owners and suppliers are held to the same rule as a recommendation's owner."""
+        person = self.by_username.get(text.lower()) or self.by_email.get(text.lower())
+        if person is None:
+            return None, f"nobody called {text!r} in your organisation"
+        if person.pk not in self.eligible:
+            if not person.is_active:
+                return None, f"{text!r} is no longer active and cannot {what}"
+            return None, f"{text!r} cannot {what}: only owners and governance leads can"
+        return person, ""
+
     def check(self, cells: _Cells) -> User | None:
         text = cells.get("owner")
         if not isinstance(text, str) or not text.strip():
@@ -484,6 +525,107 @@ class _Owners:
                 )
             return None
         return owner
+
+
+# --- The optional plan and measure columns (issue 16) ------------------------------------------
+#
+# One item per line of the cell, its parts separated by "|": exactly what an export writes.
+#   Action plan:          description | owner (username or email) | due date
+#   Measure definitions:  name | definition | unit | higher or lower | baseline | baseline period |
+#                         target | target date | monthly or quarterly | supplier (username or email)
+# A missing column or a blank cell adds nothing. Each item is held to the workflow's own rules
+# (``add_plan_action``, ``add_measure``); a bad line is reported as "row N, column X: line L: ...".
+
+ACTION_PARTS = ("description", "owner", "due date")
+MEASURE_PARTS = ("name", "definition", "unit", "direction", "baseline", "baseline period", "target", "target date")
+MEASURE_PARTS += ("frequency", "supplier")
+MAX_ITEMS_PER_ROW = 200  # lines per cell: a plan longer than this is a project of its own
+
+
+def _item_date(text: str, label: str) -> dt.date:
+    for pattern in ("%Y-%m-%d", "%d/%m/%Y"):
+        try:
+            return workflow._plan_date(dt.datetime.strptime(text, pattern).date(), label)
+        except ValueError:
+            continue
+    raise InvalidInput(f"the {label} {text!r} is not a date; write it as YYYY-MM-DD, e.g. 2026-03-31")
+
+
+def _item_lines(cells: _Cells, name: str, parts: tuple[str, ...]) -> list[tuple[int, list[str]]]:
+    text = cells.get(name)
+    if not isinstance(text, str) or not text.strip():
+        return []
+    lines = [(n, line) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
+    if len(lines) > MAX_ITEMS_PER_ROW:
+        cells.fail(name, f"has {len(lines)} lines; the limit is {MAX_ITEMS_PER_ROW} a row")
+        return []
+    result = []
+    for number, line in lines:
+        values = [value.strip() for value in line.split("|")]
+        if len(values) != len(parts):
+            cells.fail(
+                name,
+                f"line {number}: has {len(values)} part{'s' if len(values) != 1 else ''}; write "
+                f"{len(parts)}, separated by |: {' | '.join(parts)}",
+            )
+            continue
+        result.append((number, values))
+    return result
+
+
+def _check_actions(cells: _Cells, owners: _Owners) -> list[PlannedAction]:
+    planned = []
+    for number, (description, who, due) in _item_lines(cells, "action_plan", ACTION_PARTS):
+        try:
+            description = workflow._text(description, PlanAction, "description", "The action", "Say what will be done.")
+            owner, why = owners.find(who, "own an action") if who else (None, "say who owns the action")
+            if owner is None:
+                raise InvalidInput(why)
+            planned.append(PlannedAction(description, owner, _item_date(due, "due date")))
+        except InvalidInput as exc:
+            cells.fail("action_plan", f"line {number}: {exc}")
+    return planned
+
+
+def _check_measures(cells: _Cells, owners: _Owners) -> list[PlannedMeasure]:
+    planned: list[PlannedMeasure] = []
+    names: set[str] = set()
+    for number, values in _item_lines(cells, "measure_definitions", MEASURE_PARTS):
+        name, definition, unit, direction, baseline, since, target, by_date, frequency, who = values
+        try:
+            name = workflow._text(name, OutcomeMeasure, "name", "The name", "Give the measure a name.")
+            if name in names:
+                raise InvalidInput(f"a second measure called {name!r}; each needs its own name")
+            definition = workflow._text(
+                definition, OutcomeMeasure, "definition", "The definition", "Say how the measure is counted."
+            )
+            unit = workflow._text(unit, OutcomeMeasure, "unit", "The unit")
+            direction, frequency = direction.lower(), frequency.lower()
+            if direction not in OutcomeMeasure.Direction.values:
+                raise InvalidInput(f"the direction {direction!r} is not one of: higher, lower")
+            if frequency not in OutcomeMeasure.Frequency.values:
+                raise InvalidInput(f"the frequency {frequency!r} is not one of: monthly, quarterly")
+            supplier, why = owners.find(who, "supply a measure's data") if who else (None, "say who supplies the data")
+            if supplier is None:
+                raise InvalidInput(why)
+            measure = PlannedMeasure(
+                name=name,
+                definition=definition,
+                unit=unit,
+                direction=direction,
+                baseline_value=workflow._decimal(baseline, "baseline"),
+                baseline_period=outcomes.period_start(_item_date(since, "baseline period"), frequency),
+                target_value=workflow._decimal(target, "target"),
+                target_date=_item_date(by_date, "target date"),
+                frequency=frequency,
+                supplier=supplier,
+            )
+        except InvalidInput as exc:
+            cells.fail("measure_definitions", f"line {number}: {exc}")
+            continue
+        names.add(name)
+        planned.append(measure)
+    return planned
 
 
 def _seeded_slugs() -> dict[tuple[str, str], str]:
@@ -545,6 +687,8 @@ def plan(rows: list[Row], *, organisation_id: int, progress: Progress | None = N
             target_date=cells.date("target_date"),
             interval=cells.interval("review_interval_days"),
             source_kind=source_kind,
+            actions=_check_actions(cells, owners),
+            measures=_check_measures(cells, owners),
         )
         if slug:
             inspections[slug].recommendations.append(planned)
@@ -735,7 +879,72 @@ def _load(planned: list[PlannedInspection], *, by: User, source: str) -> None:
                     reason=reason,
                 )
             )
+    events += _create_plans(recommendations, rows, by=by, at=now, reason=reason, history=history)
     RecommendationEvent.objects.bulk_create(events, batch_size=BATCH)
+
+
+def _create_plans(
+    recommendations: list[Recommendation],
+    rows: list[PlannedRecommendation],
+    *,
+    by: User,
+    at: dt.datetime,
+    reason: str,
+    history: dict,
+) -> list[RecommendationEvent]:
+    """The optional columns' plan actions and measures, a batch per INSERT with their history, and the
+    timeline events ``workflow.add_plan_action`` and ``add_measure`` would record (returned, to be written
+    with the others). Nothing at all when the file has neither column."""
+    actions = [
+        PlanAction(recommendation=rec, description=item.description, owner=item.owner, due_date=item.due_date)
+        for rec, row in zip(recommendations, rows, strict=True)
+        for item in row.actions
+    ]
+    measures = [
+        OutcomeMeasure(
+            recommendation=rec,
+            name=item.name,
+            definition=item.definition,
+            unit=item.unit,
+            direction=item.direction,
+            baseline_value=item.baseline_value,
+            baseline_period=item.baseline_period,
+            target_value=item.target_value,
+            target_date=item.target_date,
+            frequency=item.frequency,
+            supplier=item.supplier,
+        )
+        for rec, row in zip(recommendations, rows, strict=True)
+        for item in row.measures
+    ]
+    events = []
+    if actions:
+        bulk_create_with_history(actions, PlanAction, batch_size=BATCH, **history)
+        events += [
+            RecommendationEvent(
+                recommendation=item.recommendation,
+                action=Event.PLAN_ACTION_ADDED,
+                actor=by,
+                at=at,
+                new_value=f"{item.description[:150]} (due {item.due_date:%-d %b %Y})",
+                reason=reason,
+            )
+            for item in actions
+        ]
+    if measures:
+        bulk_create_with_history(measures, OutcomeMeasure, batch_size=BATCH, **history)
+        events += [
+            RecommendationEvent(
+                recommendation=item.recommendation,
+                action=Event.MEASURE_ADDED,
+                actor=by,
+                at=at,
+                new_value=f"{item.name[:120]}: target {outcomes.target_text(item)}",
+                reason=reason,
+            )
+            for item in measures
+        ]
+    return events
 
 
 def _create_quotations(findings: list[Finding], rows: list[PlannedRecommendation], history: dict) -> None:
@@ -779,9 +988,23 @@ def _recheck(rows: list[PlannedRecommendation], organisation_id: int) -> None:
     that builds its own plan must not get past the bounds the workflow enforces.
     """
     named = {row.owner.pk for row in rows if row.owner is not None}
+    named |= {item.owner.pk for row in rows for item in row.actions}
+    named |= {item.supplier.pk for row in rows for item in row.measures}
     eligible = set(permissions.eligible_owners(organisation_id).values_list("pk", flat=True)) if named else set()
     problems = []
     for row in rows:
+        people = [(item.owner, "action_plan") for item in row.actions]
+        people += [(item.supplier, "measure_definitions") for item in row.measures]
+        for person, column in people:
+            if person.pk not in eligible:
+                problems.append(
+                    Problem(
+                        row.row,
+                        HEADERS[column],
+                        f"{person.username!r} can no longer own an action or supply a measure's data: only active "
+                        "owners and governance leads can",
+                    )
+                )
         if row.owner is not None and row.owner.pk not in eligible:
             problems.append(
                 Problem(

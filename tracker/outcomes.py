@@ -19,7 +19,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from django.conf import settings
-from django.db.models import Prefetch
+from django.db.models import Count, Prefetch
 
 from tracker.models import Finding, MeasureDataPoint, MeasureFrequency, OutcomeMeasure
 
@@ -85,7 +85,7 @@ class Standing:
 
 
 def standing(measure: OutcomeMeasure, points: list[MeasureDataPoint], required: int | None = None) -> Standing:
-    """``points``: all of the measure's data points, in any order."""
+    """``points``: the measure's data points, in any order: all of them, or at least its latest ``required``."""
     required = required or periods_required()
     ordered = sorted(points, key=lambda p: p.period)
     recent = ordered[-required:]
@@ -120,22 +120,47 @@ def standing(measure: OutcomeMeasure, points: list[MeasureDataPoint], required: 
     return Standing(measure, recent, True, "")
 
 
+LATEST_POINTS = "latest_points"
+
+
+def points_of(measure: OutcomeMeasure) -> list[MeasureDataPoint]:
+    """The measure's data points as loaded (:func:`load_measures`, :func:`measures_prefetch`: its latest ones),
+    oldest first; all of them, read now, for a measure loaded without them."""
+    loaded = getattr(measure, LATEST_POINTS, None)
+    return sorted(measure.data_points.all() if loaded is None else loaded, key=lambda point: point.period)
+
+
 def standings(measures: Iterable[OutcomeMeasure], required: int | None = None) -> list[Standing]:
-    """Each measure with its data points prefetched (:func:`load_measures`)."""
-    return [standing(measure, list(measure.data_points.all()), required) for measure in measures]
+    """Each measure with (at least) its latest ``required`` data points prefetched (:func:`load_measures`)."""
+    return [standing(measure, points_of(measure), required) for measure in measures]
+
+
+def _latest_points(limit: int) -> Prefetch:
+    """Each measure's latest ``limit`` data points only, however long its history: the gate needs the last N
+    periods and the chart its window, never the rest. Still one query for all the measures (Django filters a
+    sliced prefetch with a row number per measure)."""
+    # A sliced prefetch must go to its own attribute: Django cannot file a slice under the related manager.
+    latest = MeasureDataPoint.objects.order_by("-period", "-pk")[:limit]
+    return Prefetch("data_points", queryset=latest, to_attr=LATEST_POINTS)
 
 
 def measures_prefetch() -> Prefetch:
-    """Recommendations' measures with every data point, for a list: two queries per page."""
-    points = Prefetch("data_points", queryset=MeasureDataPoint.objects.order_by("period"))
-    return Prefetch("measures", queryset=OutcomeMeasure.objects.select_related("supplier").prefetch_related(points))
+    """Recommendations' measures with the data points the gate reads, for a list: two queries per page, and
+    memory bounded by the number of measures, not by their history."""
+    measures = OutcomeMeasure.objects.select_related("supplier").prefetch_related(_latest_points(periods_required()))
+    return Prefetch("measures", queryset=measures)
 
 
-def load_measures(rec: Recommendation) -> list[OutcomeMeasure]:
-    """A recommendation's measures with every data point: two queries however many there are."""
-    points = Prefetch("data_points", queryset=MeasureDataPoint.objects.order_by("period"))
+def load_measures(rec: Recommendation, periods: int = 0) -> list[OutcomeMeasure]:
+    """A recommendation's measures with their latest data points (enough for the gate, and ``periods`` for a
+    chart): two queries however many there are. ``point_count`` is each measure's number of data points."""
+    limit = max(periods, periods_required())
     return list(
-        OutcomeMeasure.objects.filter(recommendation_id=rec.pk).select_related("supplier").prefetch_related(points)
+        OutcomeMeasure.objects.filter(recommendation_id=rec.pk)
+        .select_related("supplier")
+        .annotate(point_count=Count("data_points"))
+        .order_by("name", "pk")
+        .prefetch_related(_latest_points(limit))
     )
 
 
@@ -160,7 +185,7 @@ def off_track(recommendations, limit: int) -> tuple[int, list[OutcomeMeasure]]:
     """Measures of open ``recommendations`` whose latest value is not at target: how many, and the first
     ``limit`` (soonest review first). One query, whatever the number of measures and data points: the count
     is a window over the rows before the limit."""
-    from django.db.models import Count, F, OuterRef, Q, Subquery, Window
+    from django.db.models import F, OuterRef, Q, Subquery, Window
 
     from tracker.models import Recommendation
 

@@ -152,15 +152,15 @@ def page_context(user, rec: Recommendation, decided: dict[Action, Decision]) -> 
         for row in rows
     ]
     measures = []
-    for measure in outcomes.load_measures(rec):
-        points = list(measure.data_points.all())
+    for measure in outcomes.load_measures(rec, periods=CHART_PERIODS):
+        points = outcomes.points_of(measure)
         measures.append(
             MeasureRow(
                 measure,
                 outcomes.standing(measure, points),
                 trend_chart(measure, points),
                 policy.decide(user, rec, Action.ENTER_MEASURE_DATA, facts, item=measure).allowed,
-                len(points),
+                measure.point_count,
             )
         )
     # Only an override of this round counts: reopening the recommendation cancels it (policy).
@@ -284,6 +284,7 @@ def _add_measure(request, rec, item, data) -> str:
         target_value=data["target_value"],
         target_date=data["target_date"],
         supplier=data["supplier"],
+        expected_version=data["version"],
         **{name: data[name] for name in fields},
     )
     return "The outcome measure has been added."

@@ -548,12 +548,16 @@ def _apply_to_item(
     item=None,
     *,
     lock_item: Callable | None = None,
+    expected_version: int | None = None,
 ):
-    """Role (on the caller's copy, then on the locked rows), then state; ``change(rec, locked_item)``."""
+    """Role (on the caller's copy, then on the locked rows), then the recommendation's version when the write
+    is about the recommendation itself (``expected_version``), then state; ``change(rec, locked_item)``."""
     policy.require_role(by, action, recommendation, item)
     with transaction.atomic():
         rec = _locked(recommendation)
         locked = lock_item(rec) if lock_item else None
+        if expected_version is not None:
+            _refuse_if_stale(rec, expected_version)
         policy.require(by, action, rec, locked)
         result = change(rec, locked)
     return result
@@ -729,8 +733,15 @@ def add_measure(
     target_date: dt.date,
     frequency: str,
     supplier: User | None,
+    expected_version: int | None = None,
 ) -> OutcomeMeasure:
-    """An outcome measure with its baseline, target and who supplies its data."""
+    """An outcome measure with its baseline, target and who supplies its data.
+
+    ``expected_version`` is the recommendation's version the form or client read, as for the recommendation's
+    other writes: a measure added to a recommendation that has moved on since (closed, reassigned, its gating
+    changed) is refused and nothing is saved. Pages and API always send it; a command or the demo, which
+    reads and writes in one go, may leave it out.
+    """
     name = _text(name, OutcomeMeasure, "name", "The name", "Give the measure a name.")
     definition = _text(definition, OutcomeMeasure, "definition", "The definition", "Say how the measure is counted.")
     unit = _text(unit, OutcomeMeasure, "unit", "The unit")
@@ -771,7 +782,7 @@ def add_measure(
         _event(rec, Event.MEASURE_ADDED, by, new=f"{name[:120]}: target {outcomes.target_text(measure)}")
         return measure
 
-    return _apply_to_item(recommendation, by, Action.MANAGE_MEASURES, change)
+    return _apply_to_item(recommendation, by, Action.MANAGE_MEASURES, change, expected_version=expected_version)
 
 
 def _lock_measure(measure: OutcomeMeasure) -> Callable:

@@ -77,6 +77,7 @@ def _call(api, action: Action, rec: Recommendation, spare, replacement):
                 "name": "Repeat missing episodes",
                 "recommendation": rec.pk,
                 "supplier": spare.pk,
+                **version,
             },
             format="json",
         ),

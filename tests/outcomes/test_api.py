@@ -60,7 +60,7 @@ def test_another_organisation_cannot_see_or_touch_them(client_for, item, mallory
 
 
 def test_a_measure_its_data_and_a_correction_with_a_reason(client_for, rec, lead, olly):  # noqa: F811
-    body = {**MEASURE, "recommendation": rec.pk, "supplier": olly.pk}
+    body = {**MEASURE, "recommendation": rec.pk, "supplier": olly.pk, "version": rec.version}
     body = {k: (v.isoformat() if isinstance(v, dt.date) else v) for k, v in body.items()}
     created = client_for(lead).post("/api/measures/", body, format="json")
     assert created.status_code == 201, created.json()

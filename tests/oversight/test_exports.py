@@ -131,7 +131,8 @@ def test_owners_are_refused_and_other_organisations_see_none_of_ours(client, cle
 def _queries(client, url: str) -> int:
     with CaptureQueriesContext(connection) as captured:
         response = fetch(client, url)  # the Excel file's job runs in here too
-    assert response.status_code == 200
+        assert response.status_code == 200
+        assert content(response)  # a streamed CSV reads its rows only as it is sent
     return len(captured)
 
 

@@ -108,6 +108,8 @@ def good_row(**changes) -> list[object]:
         "Target date": "2026-09-30",
         "Review interval (days)": "28",
         "Outcome measure": "Children found faster.",
+        "Action plan": "",  # optional columns (issue 16): tests/outcomes/test_imports.py
+        "Measure definitions": "",
     }
     values.update(changes)
     return [values[h] for h in HEADERS]

@@ -24,6 +24,7 @@ from tracker.api.serializers import (
     StrictSerializer,
     UserSummarySerializer,
     VisibleRecommendationField,
+    version_field,
 )
 from tracker.api.views import ReadOnlyViewSet
 from tracker.models import MeasureDataPoint, OutcomeMeasure, PlanAction, RecommendationEvent
@@ -120,6 +121,7 @@ class MeasureSerializer(StrictModelSerializer):
     recommendation = VisibleRecommendationField()
     supplier = EligibleOwnerField()
     supplier_detail = UserSummarySerializer(source="supplier", read_only=True)
+    version = version_field()  # the recommendation's, as for its other writes
 
     class Meta:
         model = OutcomeMeasure
@@ -138,6 +140,7 @@ class MeasureSerializer(StrictModelSerializer):
             "supplier",
             "supplier_detail",
             "created_at",
+            "version",
         ]
         read_only_fields = ["id", "created_at"]
         extra_kwargs = {"unit": {"required": False, "allow_blank": True}}
@@ -237,9 +240,9 @@ class MeasureViewSet(mixins.CreateModelMixin, ReadOnlyViewSet):
     @extend_schema(summary="Add an outcome measure (the recommendation's owner or a governance lead)")
     def create(self, request: Request) -> Response:
         data = self.body(MeasureSerializer)
-        rec = data.pop("recommendation")
+        rec, version = data.pop("recommendation"), data.pop("version")
         data.setdefault("unit", "")
-        measure = workflow.add_measure(rec, by=request.user, **data)
+        measure = workflow.add_measure(rec, by=request.user, expected_version=version, **data)
         return Response(self.get_serializer(measure).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(
