@@ -38,7 +38,7 @@ from openpyxl.utils import column_index_from_string, get_column_letter
 from simple_history.utils import bulk_create_with_history
 
 from tracker import finding_rules as rules
-from tracker import outcomes, permissions, workflow
+from tracker import notifications, outcomes, permissions, workflow
 from tracker.errors import InvalidInput
 from tracker.exports import COLUMNS, FORMULA_STARTS
 from tracker.models import (
@@ -853,20 +853,21 @@ def _load(planned: list[PlannedInspection], *, by: User, source: str) -> None:
     _need_ids(recommendations)
 
     events = []
+    assignments = []  # (event, recommendation, owner): the new owners are told, as the workflow tells them
     for rec, row in zip(recommendations, rows, strict=True):
         events.append(RecommendationEvent(recommendation=rec, action=Event.CREATED, actor=by, at=now, reason=reason))
         if row.owner is not None:
-            events.append(
-                RecommendationEvent(
-                    recommendation=rec,
-                    action=Event.OWNER_CHANGED,
-                    actor=by,
-                    at=now,
-                    old_value="nobody",
-                    new_value=str(row.owner)[:200],
-                    reason=reason,
-                )
+            assigned = RecommendationEvent(
+                recommendation=rec,
+                action=Event.OWNER_CHANGED,
+                actor=by,
+                at=now,
+                old_value="nobody",
+                new_value=str(row.owner)[:200],
+                reason=reason,
             )
+            events.append(assigned)
+            assignments.append((assigned, rec, row.owner))
         if row.target_date is not None:
             events.append(
                 RecommendationEvent(
@@ -881,6 +882,7 @@ def _load(planned: list[PlannedInspection], *, by: User, source: str) -> None:
             )
     events += _create_plans(recommendations, rows, by=by, at=now, reason=reason, history=history)
     RecommendationEvent.objects.bulk_create(events, batch_size=BATCH)
+    notifications.notify_assigned(assignments)
 
 
 def _create_plans(

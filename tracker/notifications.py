@@ -152,6 +152,37 @@ def notify(event: RecommendationEvent, rec: Recommendation, *, old: object = Non
     return len(rows)
 
 
+def notify_assigned(assignments: Iterable[tuple[RecommendationEvent, Recommendation, User]]) -> int:
+    """``notify`` for many owner assignments at once (an import): one query for everyone's choices and one
+    INSERT, whatever the number of rows. Each (event, recommendation, new owner) is an OWNER_CHANGED event
+    already saved, from nobody to that owner; the same people are told as ``notify`` would tell."""
+    found = [
+        (event, rec, person, stage)
+        for event, rec, owner in assignments
+        for person, stage in recipients(event, rec, None, owner)
+    ]
+    if not found:
+        return 0
+    chosen = choices_for({person.pk: person for _, _, person, _ in found}.values())
+    now = timezone.now()
+    rows = []
+    for event, rec, person, stage in found:
+        kind = KIND_OF_STAGE[stage]
+        delivery = chosen.get((person.pk, kind), DEFAULTS[kind])
+        rows.append(
+            Reminder(
+                recommendation_id=rec.pk,
+                recipient=person,
+                stage=stage,
+                event=event,
+                state=State.HELD if delivery == Delivery.DAILY else State.PENDING,
+                next_attempt_at=now,
+            )
+        )
+    Reminder.objects.bulk_create(rows, batch_size=500)
+    return len(rows)
+
+
 def release_daily(now: dt.datetime | None = None) -> int:
     """The daily sweep's part: every held notification becomes due now, to go out with the review digest."""
     return Reminder.objects.filter(state=State.HELD).update(state=State.PENDING, next_attempt_at=now or timezone.now())

@@ -28,6 +28,7 @@ from tracker.models import (
     Inspection,
     Recommendation,
     RecommendationEvent,
+    Reminder,
     User,
 )
 from tracker.permissions import Role
@@ -362,6 +363,11 @@ def test_a_bulk_import_gives_what_the_workflow_gives_row_by_row(lead, olly, org)
         assert rec.version == 1
         timeline = ("action", "actor_id", "old_value", "new_value", "reason")
         assert list(rec.events.values_list(*timeline)) == list(expected.events.values_list(*timeline))
+        # The new owner is told, as assign_owner tells them (nobody is told of their own assignment).
+        told = ("recipient_id", "stage", "state", "event__action")
+        assert list(Reminder.objects.filter(recommendation=rec).values_list(*told)) == list(
+            Reminder.objects.filter(recommendation=expected).values_list(*told)
+        )
         # History: present, by the lead, and ending in the row as it stands.
         latest = rec.history.latest()
         assert (latest.history_user, latest.history_change_reason) == (lead, reason)
@@ -375,6 +381,9 @@ def test_a_bulk_import_gives_what_the_workflow_gives_row_by_row(lead, olly, org)
     by_reference = {r.reference: r for r in Recommendation.objects.filter(finding__inspection=imported)}
     assert (by_reference["CC2"].owner, by_reference["CC2"].target_date) == (None, None)
     assert by_reference["CC3"].review_interval_days == settings.DEFAULT_REVIEW_INTERVAL_DAYS
+    assert list(
+        Reminder.objects.filter(recommendation__finding__inspection=imported).values_list("recipient", "stage")
+    ) == [(olly.pk, Reminder.Stage.ASSIGNED)]
 
 
 def test_an_exported_neutralising_quote_is_removed_on_import(lead, olly):
