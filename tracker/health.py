@@ -69,6 +69,7 @@ class Health:
     now: dt.datetime
     last_sweep: SweepRun | None
     pending: int  # waiting to be sent, including those waiting to retry
+    held_for_digest: int  # notifications a person chose to have in the next daily digest
     retrying: int  # pending after at least one temporary failure
     failed: int
     dead: int
@@ -118,6 +119,7 @@ class Health:
             ("Last review sweep", sweep),
             ("Pending", str(self.pending)),
             ("Retrying (pending after a temporary failure)", str(self.retrying)),
+            ("Held for the next daily digest", str(self.held_for_digest)),
             ("Failed", str(self.failed)),
             ("Dead", str(self.dead)),
             ("Oldest pending reminder", oldest),
@@ -132,6 +134,7 @@ def reminder_health(rows: QuerySet[Reminder], *, now: dt.datetime | None = None,
     figures = rows.order_by().aggregate(
         pending=Count("pk", filter=pending),
         retrying=Count("pk", filter=pending & Q(attempts__gt=0)),
+        held=Count("pk", filter=Q(state=State.HELD)),
         failed=Count("pk", filter=Q(state=State.FAILED)),
         dead=Count("pk", filter=Q(state=State.DEAD)),
         oldest=Min("created_at", filter=pending),
@@ -141,6 +144,7 @@ def reminder_health(rows: QuerySet[Reminder], *, now: dt.datetime | None = None,
         last_sweep=schedule.last_sweep(),
         pending=figures["pending"],
         retrying=figures["retrying"],
+        held_for_digest=figures["held"],
         failed=figures["failed"],
         dead=figures["dead"],
         oldest_pending_at=figures["oldest"],

@@ -40,8 +40,8 @@ def _row(rec, recipient, state, *, occurrence, attempts=0, created=None):
 
 @pytest.fixture
 def ledger(org, olly, other_org, mallory):
-    """At home: 2 pending (1 retrying, the oldest 3 hours old), 1 failed, 2 dead, 1 sent.
-    Elsewhere: 1 pending and 4 failed, which nobody at home may count."""
+    """At home: 2 pending (1 retrying, the oldest 3 hours old), 1 failed, 2 dead, 1 sent, 2 held for the digest.
+    Elsewhere: 1 pending, 4 failed and 1 held, which nobody at home may count."""
     call_command("loaddata", "groups", verbosity=0)
     rec = RecommendationFactory(finding__inspection__organisation=org, owner=olly)
     _row(rec, olly, State.PENDING, occurrence=0, created=NOW - dt.timedelta(hours=3))
@@ -50,10 +50,13 @@ def ledger(org, olly, other_org, mallory):
     _row(rec, olly, State.DEAD, occurrence=3, attempts=10)
     _row(rec, olly, State.DEAD, occurrence=4, attempts=10)
     _row(rec, olly, State.SENT, occurrence=5, attempts=1)
+    _row(rec, olly, State.HELD, occurrence=6)
+    _row(rec, olly, State.HELD, occurrence=7)
     theirs = RecommendationFactory(finding__inspection__organisation=other_org, owner=mallory)
     _row(theirs, mallory, State.PENDING, occurrence=0, created=NOW - dt.timedelta(days=2))
     for n in range(1, 5):
         _row(theirs, mallory, State.FAILED, occurrence=n)
+    _row(theirs, mallory, State.HELD, occurrence=5)
     return rec
 
 
@@ -88,6 +91,7 @@ def test_the_figures_count_each_state_and_age_the_oldest_pending_row(ledger, no_
     figures = health.reminder_health(Reminder.objects.filter(recommendation=ledger), now=NOW)
 
     assert (figures.pending, figures.retrying, figures.failed, figures.dead) == (2, 1, 1, 2)
+    assert figures.held_for_digest == 2
     assert figures.oldest_pending_age == dt.timedelta(hours=3)
     assert figures.sweep_age == dt.timedelta(hours=5)
     assert figures.beat.held is None
@@ -106,6 +110,7 @@ def test_the_lead_sees_their_own_organisations_figures_only(client, lead, ledger
     figures = _figures(page)
     assert (figures["Pending"], figures["Failed"], figures["Dead"]) == ("2", "1", "2")
     assert figures["Retrying (pending after a temporary failure)"] == "1"
+    assert figures["Held for the next daily digest"] == "2"
     assert figures["Last review sweep"].endswith("(2 h 00 min ago)")
     assert "sweep-stale" not in page.content.decode()
 
