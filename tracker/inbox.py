@@ -275,6 +275,8 @@ def inbox(user: User, visible: QuerySet[Recommendation]) -> list[tuple[str, list
         rows = annotated.filter(group.condition(c)).with_related().order_by(*group.order)
         if key == "returned":
             rows = _with_return(rows)
+        elif key == "target_moved":
+            rows = _with_move(rows, c.now)
         # Asked even when the count is 0, so that home costs the same number of queries whatever the data.
         shown[key] = Shown(group, counts[key], list(rows[:INBOX_ROWS]))
     result = []
@@ -298,6 +300,20 @@ def _with_return(rows: QuerySet[Recommendation]) -> QuerySet[Recommendation]:
         returned_by_last=Subquery(event.values("actor__last_name")),
         returned_by_username=Subquery(event.values("actor__username")),
     )
+
+
+def _with_move(rows: QuerySet[Recommendation], now: dt.datetime) -> QuerySet[Recommendation]:
+    """The latest move of each row's target date, when and why, read in the same query as the rows."""
+    moves = (
+        RecommendationEvent.objects.filter(
+            recommendation=OuterRef("pk"),
+            action=Event.TARGET_DATE_CHANGED,
+            at__gte=now - dt.timedelta(days=MOVED_WITHIN_DAYS),
+        )
+        .exclude(old_value="none")
+        .order_by("-at", "-pk")
+    )
+    return rows.annotate(moved_at=Subquery(moves.values("at")[:1]), moved_reason=Subquery(moves.values("reason")[:1]))
 
 
 def inspection_deadlines(user: User, today: dt.date | None = None) -> list[tuple[deadlines.Deadline, str]] | None:

@@ -140,6 +140,7 @@ class TestLead:
             assert count_in(html, key) == 1, key
             assert rec.get_absolute_url() in section(html, key), key
         assert undated.get_absolute_url() in section(html, "no_target")
+        assert "Partner delay" in section(html, "target_moved")  # why it moved, not only that it did
         assert 'id="group-awaiting"' in html and 'id="group-evidence"' in html
 
     def test_a_failed_reminder_of_a_plan_action_flags_its_recommendation(self, client, inspection, lead, olly):
