@@ -9,7 +9,6 @@ import pytest
 from django.contrib import admin
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
-from django.forms.models import model_to_dict
 from django.test import RequestFactory
 
 from tests.factories import InspectionFactory, OrganisationFactory
@@ -75,17 +74,10 @@ def test_a_lead_cannot_set_an_action_plan_or_revisit_date_before_publication(for
     assert set(refused.value.message_dict) == {"action_plan_due", "revisit_due"}
     assert "cannot be before the report was published (15 January 2025)" in refused.value.message_dict["revisit_due"][0]
 
+    # The admin shows these dates but does not take them: the dates page is the one way in
+    # (tests/core/test_inspection_dates_admin.py; tests/web/test_inspection_dates.py for its own refusals).
     request = RequestFactory().post("/")
     request.user = lead
     model_admin = admin.site._registry[Inspection]
-    report.refresh_from_db()
     form_class = model_admin.get_form(request, report, change=True)
-    data = {k: v for k, v in model_to_dict(report).items() if v is not None}
-    data.update(action_plan_due="2025-01-01")
-    form = form_class(data, instance=report)
-    assert not form.is_valid()
-    assert "action_plan_due" in form.errors
-    report.refresh_from_db()
-    assert report.action_plan_due is None
-    good = form_class({**data, "action_plan_due": "2025-04-30"}, instance=report)
-    assert good.is_valid(), good.errors
+    assert not {"action_plan_due", "revisit_due"} & set(form_class.base_fields)
