@@ -92,6 +92,7 @@ def paginate(
     *,
     two_steps: bool = True,
     rows_from: QuerySet | None = None,
+    ids: Sequence[Any] | None = None,
 ) -> Page:
     """One page of ``queryset`` in ``ordering`` (plus the id), after or before ``cursor``.
 
@@ -103,6 +104,9 @@ def paginate(
     ``rows_from``, in two steps: read the page's rows (by id) from this queryset, which must hold every row
     of ``queryset`` with the same selections, instead of from ``queryset`` again: what a filter costs (a
     search's index) is then paid once, for the ids, not again for the rows.
+
+    ``ids``, for a first page (no cursor) in two steps: the ids of ``queryset`` in ``ordering`` as the
+    caller already read them (at least ``size + 1``, or all there are), so that they are not read again.
     """
     order = keys(queryset.model, ordering)
     backwards, boundary = _decode(cursor, order) if cursor else (False, None)
@@ -111,7 +115,9 @@ def paginate(
     if boundary is not None:
         ordered = ordered.filter(_after(walk, boundary))
     if two_steps:
-        ids = list(ordered.values_list("pk", flat=True)[: size + 1])
+        if ids is None or cursor:
+            ids = list(ordered.values_list("pk", flat=True)[: size + 1])
+        ids = list(ids[: size + 1])
         more, ids = len(ids) > size, ids[:size]
         source = queryset if rows_from is None else rows_from
         by_id = {row.pk: row for row in source.order_by().filter(pk__in=ids)} if ids else {}
@@ -130,6 +136,11 @@ def paginate(
         _encode(False, _values(rows[-1], order)) if has_next else None,
         _encode(True, _values(rows[0], order)) if has_previous else None,
     )
+
+
+def in_order(queryset: QuerySet, ordering: Sequence[str]) -> QuerySet:
+    """``queryset`` in ``ordering`` plus the id, as a first page of ``paginate`` reads it."""
+    return queryset.order_by(*(key.order_by() for key in keys(queryset.model, ordering)))
 
 
 def _after(order: Sequence[Key], boundary: Sequence[Any]) -> Q:

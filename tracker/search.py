@@ -136,9 +136,17 @@ def matches(words: str) -> Q:
             [_fts_phrase(words)],
         )
         return by_reference | Q(pk__in=found)
-    own = Recommendation.objects.filter(Q(title__icontains=words) | Q(outcome_measure__icontains=words))
-    return (
-        by_reference
-        | Q(pk__in=own.values("pk"))
-        | Q(finding__in=Finding.objects.filter(summary__icontains=words).values("pk"))
+
+    # One subquery per column, joined by UNION into one list of ids: an OR of the columns was planned as a
+    # sequential scan of the recommendations on PostgreSQL at 50,000 rows, while each column alone uses its
+    # own index, and one IN (rather than an OR of several) lets the planner start from few matches.
+    def ids(condition: Q):
+        return Recommendation.objects.filter(condition).order_by().values("pk")
+
+    return Q(
+        pk__in=ids(Q(title__icontains=words)).union(
+            ids(Q(outcome_measure__icontains=words)),
+            ids(Q(finding__in=Finding.objects.filter(summary__icontains=words).values("pk"))),
+            ids(Q(finding__in=Finding.objects.filter(reference__iexact=words).values("pk"))),
+        )
     )

@@ -15,7 +15,7 @@ from functools import wraps
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Count
+from django.db.models import BooleanField, Count, ExpressionWrapper
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -165,8 +165,27 @@ def recommendation_list(request: HttpRequest) -> HttpResponse:
     sort = request.GET.get("sort", "due")
     if sort not in staff_forms.SORTS:
         sort = "due"
+    # A search may match a large share of everything: it is counted only up to SEARCH_COUNT_LIMIT matches
+    # (one more says "more than"), and in one read of the search index, which gives the first page's ids
+    # too: up to the limit's matching ids in list order, each with what the counts need.
+    searched = filterset.is_bound and bool((request.GET.get("q") or "").strip())
+    overdue = Recommendation.overdue_q(timezone.localdate())
+    capped = None
+    if searched:
+        capped = list(
+            keyset.in_order(results, staff_forms.SORTS[sort])
+            .annotate(is_overdue=ExpressionWrapper(overdue, output_field=BooleanField()))
+            .values_list("pk", "status", "is_overdue")[: max(SEARCH_COUNT_LIMIT, PAGE_SIZE) + 1]
+        )
     # The page's rows by id from what the person may see: the filters (a search's index) are read once.
-    page = _page(results, staff_forms.SORTS[sort], request.GET.get("cursor"), PAGE_SIZE, rows_from=visible)
+    page = _page(
+        results,
+        staff_forms.SORTS[sort],
+        request.GET.get("cursor"),
+        PAGE_SIZE,
+        rows_from=visible,
+        ids=None if capped is None else [pk for pk, _status, _overdue in capped],
+    )
     # What may be done in bulk to this page's rows: the policy, row by row (no query: these rules read the row).
     offered, selectable = set(), set()
     for rec in page.rows:
@@ -183,18 +202,19 @@ def recommendation_list(request: HttpRequest) -> HttpResponse:
         response = _list_post(request, bulk_form)
         if response is not None:
             return response
-    # Every count in one grouped query over the filtered rows (the overdue ones are all open). A search may
-    # match a large share of everything: its counts stop at SEARCH_COUNT_LIMIT matches (one more says "more
-    # than"), so that no search reads every matching row to count it.
-    searched = filterset.is_bound and bool((request.GET.get("q") or "").strip())
-    counted = results
-    if searched:
-        counted = Recommendation.objects.filter(pk__in=results.order_by().values("pk")[: SEARCH_COUNT_LIMIT + 1])
-    overdue = Recommendation.overdue_q(timezone.localdate())
-    by_status = {
-        row["status"]: row
-        for row in counted.order_by().values("status").annotate(n=Count("pk"), overdue=Count("pk", filter=overdue))
-    }
+    # Every count in one grouped query over the filtered rows (the overdue ones are all open), or for a
+    # search from its capped read.
+    if capped is not None:
+        by_status = {}
+        for _pk, status, is_overdue in capped[: SEARCH_COUNT_LIMIT + 1]:
+            row = by_status.setdefault(status, {"n": 0, "overdue": 0})
+            row["n"] += 1
+            row["overdue"] += bool(is_overdue)
+    else:
+        by_status = {
+            row["status"]: row
+            for row in results.order_by().values("status").annotate(n=Count("pk"), overdue=Count("pk", filter=overdue))
+        }
     counts = [(label, by_status.get(value, {}).get("n", 0)) for value, label in Recommendation.Status.choices]
     total = sum(n for _label, n in counts)
     query = _list_query(request)

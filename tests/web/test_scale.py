@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from tests.factories import InspectionFactory, RecommendationFactory, UserFactory
-from tracker import search, workflow
+from tracker import search, views, workflow
 from tracker.forms import SORTS
 from tracker.models import Finding, Recommendation
 from tracker.permissions import Role
@@ -368,13 +368,22 @@ def test_a_search_reads_the_index_not_every_row(client, rita, texts):
     with CaptureQueriesContext(connection) as captured:
         html = client.get(f"{LIST}?q=missing").content.decode()
     assert "1 recommendation<" in html
-    (ids_sql,) = [q["sql"] for q in captured.captured_queries if "LIMIT 51" in q["sql"]]
+    (ids_sql,) = [q["sql"] for q in captured.captured_queries if f"LIMIT {views.SEARCH_COUNT_LIMIT + 1}" in q["sql"]]
     assert "%missing%" not in ids_sql and "MATCH" in ids_sql
     with connection.cursor() as cursor:
         cursor.execute(f"EXPLAIN QUERY PLAN {ids_sql}")
         plan = " | ".join(str(row[-1]) for row in cursor.fetchall())
     assert "VIRTUAL TABLE INDEX" in plan, plan  # the trigrams
     assert "tracker_finding_reference_nocase" in plan, plan  # the reference, any case
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's FTS5 table")
+def test_a_first_page_of_a_search_reads_the_index_once_for_its_rows_and_counts(client, rita, texts):
+    client.force_login(rita)
+    with CaptureQueriesContext(connection) as captured:
+        html = client.get(LIST, {"q": "missing"}).content.decode()
+    assert "1 recommendation<" in html
+    assert len([q for q in captured.captured_queries if "MATCH" in q["sql"]]) == 1
 
 
 def test_the_overdue_filter_splits_the_list_by_the_models_own_rule(rita, org, inspection, olly):
