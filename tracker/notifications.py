@@ -156,10 +156,14 @@ def notify_assigned(assignments: Iterable[tuple[RecommendationEvent, Recommendat
     """``notify`` for many owner assignments at once (an import): one query for everyone's choices and one
     INSERT, whatever the number of rows. Each (event, recommendation, new owner) is an OWNER_CHANGED event
     already saved, from nobody to that owner; the same people are told as ``notify`` would tell."""
+    assignments = list(assignments)
+    # The owners afresh, in one query: the caller's copies may have deferred the fields asked below.
+    owners = User.objects.in_bulk({owner.pk for _, _, owner in assignments})
     found = [
         (event, rec, person, stage)
         for event, rec, owner in assignments
-        for person, stage in recipients(event, rec, None, owner)
+        if owner.pk in owners
+        for person, stage in recipients(event, rec, None, owners[owner.pk])
     ]
     if not found:
         return 0
