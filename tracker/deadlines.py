@@ -62,27 +62,11 @@ def upcoming(
     """(inspection, label, date) for the organisation's deadlines from today to ``within_days`` ahead,
     soonest first. Passed deadlines are not included."""
     today = today or timezone.localdate()
-    until = today + dt.timedelta(days=within_days)
     organisation_id = organisation if isinstance(organisation, int) else organisation.pk
-    # The PCC's date is publication + 56 days, so a report published in the window's shadow qualifies.
-    earliest_published = today - dt.timedelta(days=PCC_RESPONSE_DAYS)
-    candidates = (
-        Inspection.objects.filter(organisation_id=organisation_id)
-        .filter(
-            Q(published__gte=earliest_published)
-            | Q(action_plan_due__range=(today, until))
-            | Q(revisit_due__range=(today, until))
-        )
-        .select_related("organisation")
-        .order_by("pk")
+    found = approaching_or_passed(
+        Inspection.objects.filter(organisation_id=organisation_id), today, ahead_days=within_days, passed_days=0
     )
-    found = [
-        (deadline.inspection, deadline.label, deadline.date)
-        for inspection in candidates
-        for deadline in for_inspection(inspection)
-        if today <= deadline.date <= until
-    ]
-    return sorted(found, key=lambda item: (item[2], item[0].pk, item[1]))
+    return [(deadline.inspection, deadline.label, deadline.date) for deadline in found]
 
 
 # The lead's inbox: deadlines coming up, and those passed recently (nothing records a deadline as met, so
