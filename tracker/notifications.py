@@ -129,27 +129,7 @@ def notify(event: RecommendationEvent, rec: Recommendation, *, old: object = Non
     Returns how many rows were added. A second call for the same event breaks the unique constraint
     (``reminder_once_per_event``), which rolls the whole change back rather than notify anyone twice.
     """
-    found = recipients(event, rec, old, new)
-    if not found:
-        return 0
-    chosen = choices_for(person for person, _ in found)
-    now = timezone.now()
-    rows = []
-    for person, stage in found:
-        kind = KIND_OF_STAGE[stage]
-        delivery = chosen.get((person.pk, kind), DEFAULTS[kind])
-        rows.append(
-            Reminder(
-                recommendation_id=rec.pk,
-                recipient=person,
-                stage=stage,
-                event=event,
-                state=State.HELD if delivery == Delivery.DAILY else State.PENDING,
-                next_attempt_at=now,
-            )
-        )
-    Reminder.objects.bulk_create(rows)
-    return len(rows)
+    return _add_rows([(event, rec, person, stage) for person, stage in recipients(event, rec, old, new)])
 
 
 def notify_assigned(assignments: Iterable[tuple[RecommendationEvent, Recommendation, User]]) -> int:
@@ -159,12 +139,19 @@ def notify_assigned(assignments: Iterable[tuple[RecommendationEvent, Recommendat
     assignments = list(assignments)
     # The owners afresh, in one query: the caller's copies may have deferred the fields asked below.
     owners = User.objects.in_bulk({owner.pk for _, _, owner in assignments})
-    found = [
-        (event, rec, person, stage)
-        for event, rec, owner in assignments
-        if owner.pk in owners
-        for person, stage in recipients(event, rec, None, owners[owner.pk])
-    ]
+    return _add_rows(
+        [
+            (event, rec, person, stage)
+            for event, rec, owner in assignments
+            if owner.pk in owners
+            for person, stage in recipients(event, rec, None, owners[owner.pk])
+        ]
+    )
+
+
+def _add_rows(found: list[tuple[RecommendationEvent, Recommendation, User, str]]) -> int:
+    """One ledger row per (event, recommendation, person, stage), held for the digest or pending as each
+    person chose (one query for their choices, one INSERT)."""
     if not found:
         return 0
     chosen = choices_for({person.pk: person for _, _, person, _ in found}.values())
