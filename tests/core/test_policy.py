@@ -181,6 +181,28 @@ def test_lists_decide_from_annotations_exactly_as_a_single_row_decides_from_quer
             assert policy.decisions(user, row) == policy.decisions(user, fresh), (user, row)
 
 
+def test_a_whole_row_decides_exactly_as_each_action_one_by_one(org, lead, rita, olly, otto, vic, mallory):
+    """``decisions`` asks the role half once per row shape and keeps it on the user; ``decide`` asks it each
+    time. The same user objects go through every row (owned, not owned, unowned, another organisation's),
+    then lose a role and become inactive: the kept answers must never be stale."""
+    build_states(org, olly, rita)
+    RecommendationFactory(finding__inspection__organisation=mallory.organisation, owner=mallory)
+    rows = list(policy.with_facts(Recommendation.objects.with_related(), lead))
+    people = [lead, rita, olly, otto, vic, mallory]
+
+    def agree():
+        for user, row in itertools.product(people, rows):
+            whole = policy.decisions(user, row)
+            assert whole == {action: policy.decide(user, row, action) for action in Action}, (user, row)
+
+    agree()
+    lead.groups.clear()
+    lead._tracker_roles = None
+    olly.is_active = False
+    agree()
+    assert not any(d.allowed for d in policy.decisions(olly, rows[0]).values())
+
+
 def test_every_action_has_a_state_rule_and_a_role_message():
     assert set(policy._STATE_RULES) == set(Action)
 
