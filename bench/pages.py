@@ -7,8 +7,8 @@ API's recommendation list and /dashboard/, in-process with Django's test client.
     BENCH_DATABASE_URL=postgres://... .venv/bin/python bench/pages.py --n 50000  # PostgreSQL: an empty database, one size
 
 Builds each size with bulk_create in a throwaway SQLite database under var/bench-pages/ (removed
-afterwards unless --keep): one organisation, N/10 owners, one owner with 500 recommendations, ten
-inspections, a few themes. Prints, per page, p50 and p95 over the requests (after two warm-ups), the
+afterwards unless --keep): one organisation, N/10 owners, one owner with 500 recommendations, a reviewer,
+a governance lead, ten inspections, a few themes. Prints, per page, p50 and p95 over the requests (after two warm-ups), the
 queries per request and the HTML (or JSON) size.
 """
 
@@ -75,6 +75,8 @@ def build(n: int, seed: int = 1) -> dict:
     themes = Theme.objects.bulk_create(Theme(slug=f"theme-{i}", name=f"Theme {i}") for i in range(8))
     reviewer = User.objects.create_user("rita", first_name="Rita", last_name="Reviewer", organisation=org)
     reviewer.groups.add(Group.objects.get(name=str(Role.REVIEWER)))
+    lead = User.objects.create_user("lena", first_name="Lena", last_name="Lead", organisation=org)
+    lead.groups.add(Group.objects.get(name=str(Role.GOVERNANCE_LEAD)))
     owners = User.objects.bulk_create(
         (
             User(username=f"owner{i}", first_name=f"Owner{i}", last_name=f"Person{i:05d}", organisation=org)
@@ -132,7 +134,7 @@ def build(n: int, seed: int = 1) -> dict:
         # As a live database would have statistics; on PostgreSQL VACUUM also moves the bulk-loaded rows out
         # of the trigram (GIN) indexes' pending lists, as autovacuum would, so that the planner uses them.
         cursor.execute("VACUUM ANALYZE" if connection.vendor == "postgresql" else "ANALYZE")
-    return {"reviewer": reviewer, "busy": busy, "owner": owners[len(owners) // 2]}
+    return {"reviewer": reviewer, "lead": lead, "busy": busy, "owner": owners[len(owners) // 2]}
 
 
 def last_page_cursor(sort: str, size: int = 50) -> str:
@@ -173,9 +175,10 @@ STATIC = {
 @override_settings(STORAGES=STATIC)
 def run(n: int, requests: int) -> list[tuple[str, dict]]:
     people = build(n)
-    reviewer, owner = Client(), Client()
+    reviewer, owner, lead = Client(), Client(), Client()
     reviewer.force_login(people["reviewer"])
     owner.force_login(people["busy"])
+    lead.force_login(people["lead"])
     pages = [
         ("/recommendations/ first page", reviewer, "/recommendations/"),
         ("/recommendations/ last page", reviewer, f"/recommendations/?cursor={last_page_cursor('due')}"),
@@ -187,6 +190,9 @@ def run(n: int, requests: int) -> list[tuple[str, dict]]:
         ("/recommendations/ search", reviewer, "/recommendations/?q=supervision"),
         ("/recommendations/ sort by owner", reviewer, "/recommendations/?sort=owner"),
         ("/ owner of 500", owner, "/"),
+        # Home's assurance and organisation-wide groups read every visible recommendation's state.
+        ("/ reviewer", reviewer, "/"),
+        ("/ lead", lead, "/"),
         ("API list, 50", reviewer, "/api/recommendations/"),
         ("API list, last page", reviewer, f"/api/recommendations/?cursor={last_page_cursor('due')}"),
         ("API list, -title", reviewer, "/api/recommendations/?ordering=-title"),
