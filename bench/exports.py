@@ -1,12 +1,17 @@
-"""Benchmark the CSV export: first-byte time, total time and memory, in-process, at several sizes.
+"""Benchmark the exports: the streamed CSV (first byte, whole file, memory) and the worker's CSV and XLSX
+files (time, memory), in-process, at several sizes.
 
     .venv/bin/python bench/exports.py                       # 1,000 and 10,000 recommendations
     .venv/bin/python bench/exports.py --rows 1000 10000 50000 100000
     BENCH_DATABASE_URL=postgres://... .venv/bin/python bench/exports.py --rows 100000   # an empty database
 
 Uses its own temporary SQLite database (touching nothing in var/) and Django's test client as a
-governance lead, reading the streamed response a piece at a time as a server would send it. Memory is
-Python's own peak allocation while the export runs (tracemalloc), above what was allocated before.
+governance lead, reading the streamed response a piece at a time as a server would send it. The worker's
+files are what its job does (tracker.jobs: the same rows into tracker.exports.write_csv or write_xlsx).
+Memory is given twice: Python's own peak allocation while the export runs (tracemalloc) above what was
+allocated before, and the process's peak resident memory above its resident memory just before
+(Linux: the peak is reset through /proc/self/clear_refs), which counts the database driver's and
+openpyxl's C buffers too.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import re
 import secrets
 import sys
 import tempfile
@@ -43,8 +49,10 @@ from django.contrib.auth.models import Group  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
+from django.test.utils import override_settings  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
+from tracker import exports, jobs  # noqa: E402
 from tracker.models import Finding, Inspection, Organisation, Recommendation, User  # noqa: E402
 from tracker.permissions import Role  # noqa: E402
 
@@ -74,16 +82,48 @@ def grow_to(total: int, organisation: Organisation, owner: User) -> None:
             cursor.execute("ANALYZE")
 
 
+def _status_kb(field: str) -> int:
+    with open("/proc/self/status") as status:
+        return int(re.search(rf"^{field}:\s+(\d+) kB", status.read(), re.M).group(1))
+
+
+class PeakResident:
+    """The process's peak resident memory (MB) above its resident memory at the start of the block."""
+
+    def __enter__(self) -> PeakResident:
+        with open("/proc/self/clear_refs", "w") as clear:
+            clear.write("5")  # the peak (VmHWM) starts again from the current resident size
+        self.start = _status_kb("VmRSS")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.mb = (_status_kb("VmHWM") - self.start) / 1024
+
+
+def measure_file(lead: User, write) -> tuple[float, float, int]:
+    """What the worker's job does (``write`` is exports.write_xlsx or write_csv) over everything the lead
+    sees: seconds, peak resident MB above idle, bytes."""
+    path = WORKDIR / "bench.file"
+    with PeakResident() as resident:
+        started = time.perf_counter()
+        write(exports.rows(jobs.selected_recommendations(lead, "")), str(path))
+        whole = time.perf_counter() - started
+    return whole, resident.mb, path.stat().st_size
+
+
 def measure(client: Client, memory: bool) -> tuple[float, float, float, int]:
     """First byte (s), whole export (s), peak Python memory above the start (MB), bytes sent.
 
-    Tracing memory slows Python several times over, so times are taken on a separate, untraced run.
+    Tracing memory slows Python several times over, so times are taken on a separate, untraced run. The
+    site streams a CSV of up to CSV_STREAM_MAX_ROWS rows and has the worker write a longer one; here it
+    is streamed at every size, to time the stream itself.
     """
     if memory:
         tracemalloc.start()
     start_memory, _ = tracemalloc.get_traced_memory()
     started = time.perf_counter()
-    response = client.get("/recommendations/export.csv")
+    with override_settings(CSV_STREAM_MAX_ROWS=10**9):
+        response = client.get("/recommendations/export.csv")
     pieces = iter(response.streaming_content)
     size = len(next(pieces))
     first = time.perf_counter() - started
@@ -109,13 +149,25 @@ def main() -> None:
     owner.groups.add(Group.objects.get(name=str(Role.OWNER)))
     client = Client()
     client.force_login(lead)
-    print(f"CSV export on {connection.vendor}")
-    print(f"{'rows':>8} {'first byte':>11} {'whole':>8} {'peak memory':>12} {'size':>9}")
+    print(f"Exports on {connection.vendor}")
+    print(
+        f"{'rows':>8} {'CSV first byte':>15} {'whole':>8} {'Python peak':>12} {'resident peak':>14} {'size':>8}"
+        f" | {'worker CSV':>10} {'resident peak':>14} | {'worker XLSX':>11} {'resident peak':>14} {'size':>8}"
+    )
     for total in sorted(args.rows):
         grow_to(total, organisation, owner)
-        first, whole, _, size = measure(client, memory=False)
+        # The first request's one-off costs (URLs, imports) are not the export's: an export of nothing first.
+        b"".join(client.get("/recommendations/export.csv?q=no-such-words-anywhere").streaming_content)
+        with PeakResident() as resident:
+            first, whole, _, size = measure(client, memory=False)
         _, _, peak, _ = measure(client, memory=True)
-        print(f"{total:>8,} {first * 1000:>9.0f}ms {whole:>7.2f}s {peak:>10.1f}MB {size / 2**20:>7.1f}MB")
+        csv_whole, csv_resident, _ = measure_file(lead, exports.write_csv)
+        xlsx_whole, xlsx_resident, xlsx_size = measure_file(lead, exports.write_xlsx)
+        print(
+            f"{total:>8,} {first * 1000:>13.0f}ms {whole:>7.2f}s {peak:>10.1f}MB {resident.mb:>12.1f}MB"
+            f" {size / 2**20:>6.1f}MB | {csv_whole:>9.2f}s {csv_resident:>12.1f}MB"
+            f" | {xlsx_whole:>10.2f}s {xlsx_resident:>12.1f}MB {xlsx_size / 2**20:>6.1f}MB"
+        )
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
-"""Files too slow to make in a request (Excel exports, board-pack PDFs), made by the worker instead.
+"""Files too slow to make in a request (Excel exports, large CSV exports, board-pack PDFs), made by the
+worker instead.
 
-A request asks for a file (``start_xlsx``, ``start_board_pack``): it gets the job of its key (user, kind,
+A request asks for a file (``start_list_export``, ``start_board_pack``): it gets the job of its key (user, kind,
 normalised query, data version), or a new one queued when the request's transaction commits. The task
 (``tracker.tasks.build_export``) calls ``run``, which claims the job with a conditional UPDATE, writes
 progress as it goes and stores the file privately (``ExportStorage``). The status page reads the row;
@@ -137,11 +138,11 @@ def _key(user: User, kind: str, query: str, version: str) -> str:
 # Asking.
 
 
-def start_xlsx(user: User, params: QueryDict) -> ExportJob:
-    """The Excel export of the list page's query: ``InvalidFilter`` if the filter does not validate."""
+def start_list_export(user: User, kind: str, params: QueryDict) -> ExportJob:
+    """The Excel or CSV export of the list page's query: ``InvalidFilter`` if the filter does not validate."""
     query = normalise_query(params)
     scope = selected_recommendations(user, query)
-    return _start(user, Kind.XLSX, query, scope)
+    return _start(user, kind, query, scope)
 
 
 def start_board_pack(user: User, inspection: Inspection, since: dt.date) -> ExportJob:
@@ -206,7 +207,7 @@ def run(job_id: str) -> str:
     os.close(handle)
     try:
         _check_still_allowed(job)
-        name = _make_xlsx(job, path) if job.kind == Kind.XLSX else _make_board_pack(job, path)
+        name = _MAKERS[job.kind](job, path)
         with open(path, "rb") as made:
             stored = ExportStorage().save(job.pk.hex, File(made))
     except Exception as exc:
@@ -246,7 +247,7 @@ def _progress(job: ExportJob, **fields) -> None:
     ExportJob.objects.filter(pk=job.pk, state=State.RUNNING).update(**fields)
 
 
-def _make_xlsx(job: ExportJob, path: str) -> str:
+def _make_list_export(job: ExportJob, path: str) -> str:
     results = selected_recommendations(job.user, job.query)
     _progress(job, total=results.count())
 
@@ -254,9 +255,10 @@ def _make_xlsx(job: ExportJob, path: str) -> str:
         if count % PROGRESS_EVERY == 0:
             _progress(job, done=count)
 
-    count = exports.write_xlsx(exports.rows(results), path, on_row=written)
+    write = exports.write_xlsx if job.kind == Kind.XLSX else exports.write_csv
+    count = write(exports.rows(results), path, on_row=written)
     _progress(job, done=count, total=count)
-    return f"recommendations-{timezone.localdate():%Y-%m-%d}.xlsx"
+    return f"recommendations-{timezone.localdate():%Y-%m-%d}.{job.kind}"
 
 
 def _make_board_pack(job: ExportJob, path: str) -> str:
@@ -269,6 +271,10 @@ def _make_board_pack(job: ExportJob, path: str) -> str:
         out.write(boardpack.render_pdf(pack))
     _progress(job, done=pack.total)
     return f"board-pack-{job.inspection.slug}-{pack.today:%Y-%m-%d}.pdf"
+
+
+_MAKERS = {Kind.XLSX: _make_list_export, Kind.CSV: _make_list_export, Kind.BOARD_PACK_PDF: _make_board_pack}
+assert set(_MAKERS) == set(Kind), "every kind of file needs its maker"
 
 
 def _drop_superseded(job: ExportJob) -> None:
@@ -292,6 +298,6 @@ def download_log(job: ExportJob) -> dict:
         detail = {"format": "pdf", "inspection": job.inspection_id, "since": query.get("since"), "rows": job.total}
         return {"object_repr": f"Board pack PDF: {job.inspection}"[:300], "detail": {**detail, "job": str(job.pk)}}
     return {
-        "object_repr": f"{job.total} recommendations as XLSX",
-        "detail": {"format": "xlsx", "query": job.query, "rows": job.total, "job": str(job.pk)},
+        "object_repr": f"{job.total} recommendations as {job.kind.upper()}",
+        "detail": {"format": job.kind, "query": job.query, "rows": job.total, "job": str(job.pk)},
     }

@@ -1098,7 +1098,8 @@ class SweepRun(models.Model):
 
 
 class ExportJob(models.Model):
-    """A file the worker makes for one user (a large Excel export, a board-pack PDF), and its progress.
+    """A file the worker makes for one user (an Excel export, a large CSV export, a board-pack PDF), and its
+    progress.
 
     ``key`` is a hash of the user, the kind, the normalised query and a version of the data it reads
     (``tracker.jobs.data_version``): asking again while the data is unchanged finds this job and its
@@ -1108,6 +1109,7 @@ class ExportJob(models.Model):
 
     class Kind(models.TextChoices):
         XLSX = "xlsx", "Excel export"
+        CSV = "csv", "CSV export"
         BOARD_PACK_PDF = "board_pack_pdf", "Board pack PDF"
 
     class State(models.TextChoices):
@@ -1141,7 +1143,9 @@ class ExportJob(models.Model):
             models.UniqueConstraint(
                 fields=["key"], condition=~Q(state="failed"), name="exportjob_one_live_job_per_key"
             ),
-            models.CheckConstraint(condition=Q(kind__in=["xlsx", "board_pack_pdf"]), name="exportjob_kind_valid"),
+            models.CheckConstraint(
+                condition=Q(kind__in=["xlsx", "csv", "board_pack_pdf"]), name="exportjob_kind_valid"
+            ),
             models.CheckConstraint(
                 condition=Q(state__in=["pending", "running", "ready", "failed"]), name="exportjob_state_valid"
             ),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import F
@@ -136,6 +137,9 @@ def export_csv(request: HttpRequest) -> HttpResponse:
     except jobs.InvalidFilter as exc:
         return _invalid(exc)
     total = results.count()
+    if total > settings.CSV_STREAM_MAX_ROWS:
+        # Too long for a request: the worker makes the file, logged when it is downloaded.
+        return _to_job(jobs.start_list_export(request.user, ExportJob.Kind.CSV, request.GET))
     AccessLog.objects.create(
         user=request.user,
         action=AccessLog.Action.EXPORT,
@@ -154,7 +158,7 @@ def export_xlsx(request: HttpRequest) -> HttpResponse:
     """Made by the worker (a large workbook outlasts a request): asks for it, then its progress or file."""
     _require_oversight(request)
     try:
-        job = jobs.start_xlsx(request.user, request.GET)
+        job = jobs.start_list_export(request.user, ExportJob.Kind.XLSX, request.GET)
     except jobs.InvalidFilter as exc:
         return _invalid(exc)
     return _to_job(job)
@@ -170,8 +174,9 @@ def export_job(request: HttpRequest, pk) -> HttpResponse:
     _require_oversight(request)
     job = get_object_or_404(jobs.visible_jobs(request.user).select_related("inspection"), pk=pk)
     stale = jobs.is_stale(job)
-    if job.kind == ExportJob.Kind.XLSX:
-        again = f"{reverse('tracker:export-xlsx')}?{job.query}" if job.query else reverse("tracker:export-xlsx")
+    if job.kind != ExportJob.Kind.BOARD_PACK_PDF:
+        asked = reverse("tracker:export-xlsx" if job.kind == ExportJob.Kind.XLSX else "tracker:export-csv")
+        again = f"{asked}?{job.query}" if job.query else asked
         back = f"{reverse('tracker:recommendations')}?{job.query}" if job.query else reverse("tracker:recommendations")
     else:
         since = QueryDict(job.query).get("since", "")
@@ -200,7 +205,10 @@ def export_download(request: HttpRequest, pk) -> FileResponse | HttpResponse:
         raise Http404("The file is missing from storage; ask for it again.") from None
     # Logged at each download: the moment the data leaves, and once per copy taken.
     AccessLog.objects.create(user=request.user, action=AccessLog.Action.EXPORT, **jobs.download_log(job))
-    kinds = {ExportJob.Kind.XLSX: "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
+    kinds = {
+        ExportJob.Kind.XLSX: "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        ExportJob.Kind.CSV: "text/csv; charset=utf-8",
+    }
     response = FileResponse(
         handle, as_attachment=True, filename=job.filename, content_type=kinds.get(job.kind, "application/pdf")
     )

@@ -22,10 +22,13 @@ from tracker.models import Finding, Inspection, Inspectorate, Quotation
 _SPACE = re.compile(r"\s+")
 
 
-def quotations_prefetch(prefix: str = "") -> Prefetch:
-    """Prefetch a finding's quotations with their sources, in order (``prefix`` e.g. ``finding__``)."""
+def quotations_prefetch(prefix: str = "", to_attr: str | None = None) -> Prefetch:
+    """Prefetch a finding's quotations with their sources, in order (``prefix`` e.g. ``finding__``);
+    ``to_attr``: as a plain list under that name (no manager per finding: what a long export wants)."""
     return Prefetch(
-        f"{prefix}quotations", queryset=Quotation.objects.select_related("source").order_by("position", "pk")
+        f"{prefix}quotations",
+        queryset=Quotation.objects.select_related("source").order_by("position", "pk"),
+        to_attr=to_attr,
     )
 
 

@@ -75,7 +75,7 @@ def test_the_worker_writes_progress_as_it_goes(cleveland, rita, monkeypatch):
     written = []
     progress = jobs._progress
     monkeypatch.setattr(jobs, "_progress", lambda job, **fields: (written.append(fields), progress(job, **fields)))
-    job = jobs.start_xlsx(rita, _query(""))
+    job = jobs.start_list_export(rita, ExportJob.Kind.XLSX, _query(""))
 
     assert jobs.run(str(job.pk)) == "ready"
 
@@ -220,13 +220,13 @@ def test_a_job_whose_worker_vanished_is_shown_failed_and_replaced(client, clevel
 
 
 def test_a_second_delivery_of_the_task_does_nothing(cleveland, rita):
-    job = jobs.start_xlsx(rita, _query(""))
+    job = jobs.start_list_export(rita, ExportJob.Kind.XLSX, _query(""))
     assert jobs.run(str(job.pk)) == "ready"
     assert jobs.run(str(job.pk)) == "skipped"
 
 
 def test_one_live_job_per_key_is_the_databases_rule(cleveland, rita):
-    job = jobs.start_xlsx(rita, _query(""))
+    job = jobs.start_list_export(rita, ExportJob.Kind.XLSX, _query(""))
     with pytest.raises(IntegrityError), transaction.atomic():
         ExportJob.objects.create(user=rita, organisation=rita.organisation, kind="xlsx", key=job.key)
     ExportJob.objects.filter(pk=job.pk).update(state="failed")
@@ -234,7 +234,7 @@ def test_one_live_job_per_key_is_the_databases_rule(cleveland, rita):
 
 
 def test_someone_who_lost_the_role_while_the_job_waited_gets_no_file(cleveland, rita):
-    job = jobs.start_xlsx(rita, _query(""))
+    job = jobs.start_list_export(rita, ExportJob.Kind.XLSX, _query(""))
     rita.groups.clear()
     rita.groups.add(*_group(Role.OWNER))
 
@@ -302,7 +302,7 @@ def test_the_worker_writes_the_formatted_workbook_in_write_only_mode(cleveland, 
         return Workbook(*args, **kwargs)
 
     monkeypatch.setattr("openpyxl.Workbook", workbook)
-    job = jobs.start_xlsx(rita, _query("status=not_started"))
+    job = jobs.start_list_export(rita, ExportJob.Kind.XLSX, _query("status=not_started"))
     assert jobs.run(str(job.pk)) == "ready"
 
     assert modes == [True]  # rows streamed to the file, never held as a whole sheet
@@ -315,3 +315,43 @@ def test_the_worker_writes_the_formatted_workbook_in_write_only_mode(cleveland, 
     )
     latest = [column.header for column in exports.COLUMNS].index("Latest update") + 1
     assert sheet[f"{get_column_letter(latest)}1"].value == "Latest update"
+
+
+CSV = reverse("tracker:export-csv")
+
+
+def test_a_csv_too_long_for_a_request_is_made_by_the_worker_and_is_the_same_file(client, cleveland, rita, settings):
+    """Up to CSV_STREAM_MAX_ROWS rows the CSV is streamed in the request; above, the worker writes the same
+    bytes to a private file, with progress, logged at download like every file it makes."""
+    client.force_login(rita)
+    query = {"status": "not_started"}
+    rows = jobs.selected_recommendations(rita, "status=not_started").count()
+    settings.CSV_STREAM_MAX_ROWS = rows  # at the limit: streamed, logged as it is asked for
+    streamed = client.get(CSV, query)
+    assert streamed.streaming and not ExportJob.objects.exists()
+    streamed = content(streamed)
+    assert AccessLog.objects.get().detail["format"] == "csv"
+    AccessLog.objects.all().delete()
+
+    settings.CSV_STREAM_MAX_ROWS = rows - 1  # one row more than a request may stream: a job
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        asked = client.get(CSV, query)
+    job = ExportJob.objects.get()
+    assert (job.kind, job.query) == ("csv", "status=not_started")
+    assert asked["Location"] in (
+        reverse("tracker:export-job", args=[job.pk]),
+        reverse("tracker:export-download", args=[job.pk]),
+    )
+    assert not AccessLog.objects.exists()  # asking is not taking
+    job.refresh_from_db()
+    assert (job.state, job.done, job.total) == ("ready", rows, rows)
+    page = _status(client, job).content.decode()
+    assert "CSV export" in page and f'href="{reverse("tracker:recommendations")}?status=not_started"' in page
+
+    made = client.get(reverse("tracker:export-download", args=[job.pk]))
+    assert made["Content-Type"] == "text/csv; charset=utf-8"
+    assert made["Content-Disposition"].endswith('.csv"')
+    assert content(made) == streamed
+    log = AccessLog.objects.get()
+    assert log.object_repr == f"{rows} recommendations as CSV"
+    assert log.detail == {"format": "csv", "query": "status=not_started", "rows": rows, "job": str(job.pk)}
