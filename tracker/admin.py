@@ -18,6 +18,7 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
 from django.contrib.admin.utils import get_fields_from_path, unquote
+from django.contrib.admin.widgets import AutocompleteSelect
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.models import Group, Permission
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -138,11 +139,37 @@ _FILTER_SUFFIXES = ("exact", "isnull", "id__exact", "gte", "lt", "isempty")
 _DATE_PARTS = ("year", "month", "day")
 
 
+class VisibleRelatedFilter(admin.RelatedFieldListFilter):
+    """Offers the related rows the signed-in person may see (their organisation's inspections; the shared
+    themes): one small query, where RelatedOnlyFieldListFilter reads every recommendation to find them."""
+
+    def field_choices(self, field, request, model_admin):
+        ordering = self.field_admin_ordering(field, request, model_admin)
+        related = scoped(request, field.related_model._default_manager.order_by(*ordering))
+        return [(obj.pk, str(obj)) for obj in related]
+
+
 def _only_related(model: type, entry):
     """A relational list filter offers only the related rows that appear in the scoped list."""
     if isinstance(entry, str) and get_fields_from_path(model, entry)[-1].is_relation:
         return (entry, admin.RelatedOnlyFieldListFilter)
     return entry
+
+
+def autocomplete_for(request, model: type, field_name: str) -> bool:
+    """Is ``request`` the admin's autocomplete asking for ``model.field_name``'s choices?
+
+    A choice among thousands (owners, findings, recommendations) is searched as it is typed, not listed in
+    the page; the remote model's admin narrows its search results to what that field accepts, and the
+    form still validates the choice against its own queryset."""
+    match = request.resolver_match
+    return (
+        match is not None
+        and match.url_name == "autocomplete"
+        and request.GET.get("app_label") == model._meta.app_label
+        and request.GET.get("model_name") == model._meta.model_name
+        and request.GET.get("field_name") == field_name
+    )
 
 
 class TenantAdminMixin:
@@ -343,7 +370,13 @@ class UserAdmin(TenantAdminMixin, DjangoUserAdmin, SimpleHistoryAdmin):
         return ", ".join(group.name for group in obj.groups.all())
 
     def get_queryset(self, request):
-        return super().get_queryset(request).prefetch_related("groups")
+        return super().get_queryset(request).select_related("organisation").prefetch_related("groups")
+
+    def get_search_results(self, request, queryset, search_term):
+        queryset, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        if autocomplete_for(request, Recommendation, "owner"):
+            queryset = queryset.filter(pk__in=eligible_owners(request.user.organisation_id).values("pk"))
+        return queryset, may_have_duplicates
 
     def get_fieldsets(self, request, obj=None):
         fieldsets = super().get_fieldsets(request, obj)
@@ -504,6 +537,12 @@ class FindingAdmin(TenantAdmin):
     list_select_related = ["inspection"]
     inlines = [QuotationInline]
 
+    def get_search_results(self, request, queryset, search_term):
+        queryset, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        if autocomplete_for(request, Recommendation, "finding"):
+            queryset = queryset.filter(recommendation__isnull=True)  # one recommendation per finding
+        return queryset, may_have_duplicates
+
 
 @admin.register(Source)
 class SourceAdmin(TenantAdmin):
@@ -634,7 +673,10 @@ class RecommendationAdminForm(forms.ModelForm):
             mine = Q(pk__in=eligible_owners(rec.organisation_id).values("pk")) | Q(pk=rec.owner_id)
             self.fields["owner"].queryset = User.objects.filter(mine).order_by("last_name", "first_name", "username")
         if "replacement" in self.fields:
-            self.fields["replacement"].queryset = (
+            replacement = self.fields["replacement"]
+            replacement.widget = AutocompleteSelect(Recommendation._meta.get_field("superseded_by"), admin.site)
+            replacement.widget.choices = replacement.choices
+            replacement.queryset = (
                 visible_recommendations(self.request.user)
                 .with_related()
                 .exclude(pk=rec.pk)
@@ -737,7 +779,9 @@ class RecommendationAddForm(forms.ModelForm):
 class RecommendationActionForm(ActionForm):
     # Plain values: the owner's choices are filled per request (RecommendationAdmin.changelist_view),
     # and each action looks its value up again among what the lead may use, with its own message.
-    owner = forms.CharField(required=False, label="Owner", widget=forms.Select)
+    owner = forms.CharField(
+        required=False, label="Owner", widget=AutocompleteSelect(Recommendation._meta.get_field("owner"), admin.site)
+    )
     interval_days = forms.CharField(
         required=False,
         label="Review interval (days)",
@@ -762,15 +806,19 @@ class RecommendationAdmin(TenantAdmin):
     ]
     list_display_links = ["reference", "title"]
     list_filter = [
-        ("finding__inspection", admin.RelatedOnlyFieldListFilter),
+        ("finding__inspection", VisibleRelatedFilter),
         "status",
         "rag",
-        ("owner", admin.RelatedOnlyFieldListFilter),
-        ("finding__themes", admin.RelatedOnlyFieldListFilter),
+        # No owner filter: it would list every owner of the organisation (thousands) on every page. The
+        # search finds an owner's recommendations by username or last name.
+        ("finding__themes", VisibleRelatedFilter),
         OverdueFilter,
     ]
     search_fields = ["finding__reference", "title", "finding__summary", "owner__username", "owner__last_name"]
+    search_help_text = "Reference, title, the finding's summary, or the owner's username or last name."
     list_select_related = ["finding__inspection", "owner"]
+    autocomplete_fields = ["owner", "finding"]
+    show_full_result_count = False  # one count of the filtered rows is enough
     ordering = ["next_review_due", "finding__reference"]
     inlines = [ProgressUpdateInline, EvidenceInline, EventInline]
     actions = ["assign_owner", "set_review_interval"]
@@ -801,6 +849,13 @@ class RecommendationAdmin(TenantAdmin):
         finding = obj.finding
         quoted = f" {finding.quote_label}: “{finding.quote}” — {finding.provenance}" if finding.quote else ""
         return f"{finding.reference} ({finding.get_kind_display()}): {finding.summary}{quoted}"
+
+    def get_search_results(self, request, queryset, search_term):
+        queryset, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        if autocomplete_for(request, Recommendation, "superseded_by"):
+            # A replacement (the change form's): one that is not itself replaced, named with its reference.
+            queryset = queryset.exclude(status=Recommendation.Status.SUPERSEDED).select_related("finding")
+        return queryset, may_have_duplicates
 
     def _decisions(self, request, obj: Recommendation) -> dict:
         """``policy.decisions`` for this person and recommendation, once per request."""
@@ -883,8 +938,9 @@ class RecommendationAdmin(TenantAdmin):
         response = super().changelist_view(request, extra_context)
         action_form = getattr(response, "context_data", {}).get("action_form")
         if action_form is not None:
-            owners = eligible_owners(request.user.organisation_id)
-            action_form.fields["owner"].widget.choices = [("", "---------"), *((u.pk, str(u)) for u in owners)]
+            # Searched as it is typed (autocomplete_for): the organisation's eligible owners, never listed.
+            chooser = forms.ModelChoiceField(queryset=eligible_owners(request.user.organisation_id))
+            action_form.fields["owner"].widget.choices = chooser.choices
         return response
 
     @admin.action(description="Assign the chosen owner to the selected recommendations", permissions=["change"])

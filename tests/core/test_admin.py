@@ -385,6 +385,50 @@ def test_the_bulk_owner_choices_are_our_eligible_owners(client, ours, theirs, le
     assert "Eloise" not in response.content.decode()
 
 
+def _autocomplete(client, field: str, term: str = "") -> set[int]:
+    params = {"app_label": "tracker", "model_name": "recommendation", "field_name": field, "term": term}
+    response = client.get(reverse("admin:autocomplete"), params)
+    assert response.status_code == 200
+    return {int(row["id"]) for row in response.json()["results"]}
+
+
+def test_owners_findings_and_replacements_are_searched_for_only_among_what_the_field_accepts(
+    client, ours, theirs, lead, olly, otto, vic, org
+):
+    from tests.factories import FindingFactory, RecommendationFactory
+
+    free = FindingFactory(inspection=ours.finding.inspection, reference="AFI7")
+    other = RecommendationFactory(finding__inspection=ours.finding.inspection)
+    gone = RecommendationFactory(finding__inspection=ours.finding.inspection)
+    workflow.supersede(gone, by=lead, replacement=other, reason="Merged")
+    client.force_login(lead)
+
+    assert _autocomplete(client, "owner") == {lead.pk, olly.pk, otto.pk}  # not vic (a viewer), not Eloise
+    assert _autocomplete(client, "finding") == {free.pk}  # one recommendation per finding; ours only
+    assert _autocomplete(client, "superseded_by") == {ours.pk, other.pk}  # not the replaced one, not theirs
+
+
+def test_the_admins_recommendation_pages_list_no_owners_findings_or_recommendations(client, ours, lead, org):
+    """Thousands of owners, findings and recommendations must not each become an <option> on every page:
+    the change and add forms stay the same size, and the list names only the people of its rows."""
+    from tests.factories import FindingFactory, RecommendationFactory
+
+    client.force_login(lead)
+    forms = [
+        reverse("admin:tracker_recommendation_change", args=[ours.pk]),
+        reverse("admin:tracker_recommendation_add"),
+    ]
+    before = [len(client.get(url).content) for url in forms]
+    UserFactory.create_batch(25, organisation=org, roles=[Role.OWNER], last_name="Unassigned")
+    FindingFactory.create_batch(25, inspection=ours.finding.inspection)
+    RecommendationFactory.create_batch(25, finding__inspection=ours.finding.inspection, owner=None)
+    after = [len(client.get(url).content) for url in forms]
+    assert after == before
+
+    listed = client.get(reverse("admin:tracker_recommendation_changelist")).content.decode()
+    assert "Unassigned" not in listed  # no owner filter or bulk-owner list naming everyone
+
+
 def test_a_bulk_assignment_to_another_organisations_owner_is_refused(client, ours, theirs, lead):
     client.force_login(lead)
 
