@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import re
 import secrets
 import sys
 import tempfile
@@ -51,6 +50,7 @@ from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.test.utils import override_settings  # noqa: E402
 from django.utils import timezone  # noqa: E402
+from memory import PeakResident  # noqa: E402  (bench/memory.py)
 
 from tracker import exports, jobs  # noqa: E402
 from tracker.models import Finding, Inspection, Organisation, Recommendation, User  # noqa: E402
@@ -80,24 +80,6 @@ def grow_to(total: int, organisation: Organisation, owner: User) -> None:
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("ANALYZE")
-
-
-def _status_kb(field: str) -> int:
-    with open("/proc/self/status") as status:
-        return int(re.search(rf"^{field}:\s+(\d+) kB", status.read(), re.M).group(1))
-
-
-class PeakResident:
-    """The process's peak resident memory (MB) above its resident memory at the start of the block."""
-
-    def __enter__(self) -> PeakResident:
-        with open("/proc/self/clear_refs", "w") as clear:
-            clear.write("5")  # the peak (VmHWM) starts again from the current resident size
-        self.start = _status_kb("VmRSS")
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.mb = (_status_kb("VmHWM") - self.start) / 1024
 
 
 def measure_file(lead: User, write) -> tuple[float, float, int]:

@@ -49,6 +49,11 @@ def timing_problems() -> list[str]:
         problems.append(
             f"REMINDER_LEASE_SECONDS ({lease}s) must be less than the broker's visibility_timeout ({visibility}s)."
         )
+    export = settings.EXPORT_TASK_TIME_LIMIT
+    if visibility is not None and not export < visibility:
+        problems.append(
+            f"EXPORT_TASK_TIME_LIMIT ({export}s) must be less than the broker's visibility_timeout ({visibility}s)."
+        )
     if not (app.conf.task_acks_late and app.conf.task_reject_on_worker_lost):
         problems.append("Tasks must be acknowledged late and rejected (requeued) when their worker is lost.")
     if app.conf.task_serializer != "json" or set(app.conf.accept_content) != {"json"}:

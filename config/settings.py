@@ -290,6 +290,10 @@ CELERY_TASK_SOFT_TIME_LIMIT = env_int(
     "CELERY_TASK_SOFT_TIME_LIMIT", CELERY_TASK_TIME_LIMIT - max(1, CELERY_TASK_TIME_LIMIT // 10), minimum=1
 )
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=1)}
+# The files the worker makes (tracker.tasks.build_export) get longer: a board-pack PDF of an inspection
+# with thousands of recommendations takes minutes. Still shorter than the visibility timeout, so a file
+# being made is never handed to a second worker.
+EXPORT_TASK_TIME_LIMIT = env_int("EXPORT_TASK_TIME_LIMIT", 1800, minimum=2)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 # Workflow and reminder defaults.

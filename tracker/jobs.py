@@ -75,7 +75,7 @@ class InvalidFilter(ValueError):
 def _stale_after() -> dt.timedelta:
     # Past the task's hard limit, a running job's worker is gone; a pending one twice that was lost
     # with its message (a broker restart). Either is shown as failed, and asking again starts anew.
-    return dt.timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT * 2)
+    return dt.timedelta(seconds=settings.EXPORT_TASK_TIME_LIMIT * 2)
 
 
 def is_stale(job: ExportJob, now: dt.datetime | None = None) -> bool:

@@ -39,10 +39,15 @@ def deliver_due_reminders() -> dict[str, int]:
     return {"planned": added, **reminders.deliver(deadline=_deadline()).as_dict()}
 
 
-@shared_task(name="tracker.tasks.build_export")
+@shared_task(
+    name="tracker.tasks.build_export",
+    time_limit=settings.EXPORT_TASK_TIME_LIMIT,
+    soft_time_limit=settings.EXPORT_TASK_TIME_LIMIT - max(1, settings.EXPORT_TASK_TIME_LIMIT // 10),
+)
 def build_export(job_id: str) -> str:
-    """Make one export job's file (a large Excel export or a board-pack PDF). Not retried: a failure is
-    recorded on the job, whose page offers to try again."""
+    """Make one export job's file (an Excel export, a long CSV export or a board-pack PDF), under its own
+    time limit (EXPORT_TASK_TIME_LIMIT). Not retried: a failure is recorded on the job, whose page offers
+    to try again."""
     return jobs.run(job_id)
 
 

@@ -30,6 +30,16 @@ def test_task_time_limit_is_shorter_than_the_lease_which_is_shorter_than_the_vis
     assert timing_problems() == []
 
 
+def test_files_get_their_own_longer_limit_still_shorter_than_the_visibility_timeout(settings):
+    from tracker.tasks import build_export
+
+    visibility = celery_app.conf.broker_transport_options["visibility_timeout"]
+    assert build_export.soft_time_limit < build_export.time_limit == live_settings.EXPORT_TASK_TIME_LIMIT < visibility
+    assert build_export.time_limit > celery_app.conf.task_time_limit
+    settings.EXPORT_TASK_TIME_LIMIT = visibility
+    assert any("EXPORT_TASK_TIME_LIMIT" in problem for problem in timing_problems())
+
+
 def test_the_timing_check_refuses_a_lease_no_longer_than_the_time_limit(settings):
     settings.REMINDER_LEASE_SECONDS = celery_app.conf.task_time_limit
 
