@@ -79,8 +79,8 @@ test-postgres: install postgres
 	.ci/with-postgres bash -c '$(PY) manage.py check --database default && $(PY) manage.py makemigrations --check --dry-run && $(VENV)/bin/pytest -q -n $(PYTEST_WORKERS)'
 
 # Every script of bench/ on PostgreSQL, each on a fresh server: the reminder sweep and the API at 100,000
-# recommendations, the pages (lists, search, dashboard) at BENCH_SIZES one size per server, the CSV export
-# and the import. `make bench-postgres BENCH_SIZES="10000 50000 100000"` for more.
+# recommendations, the pages (lists, search, dashboard) at BENCH_SIZES one size per server, the exports,
+# the import and the board pack. `make bench-postgres BENCH_SIZES="10000 50000 100000"` for more.
 BENCH_SIZES ?= 10000 50000
 bench-postgres: install postgres
 	.ci/with-postgres bash -c 'BENCH_DATABASE_URL=$$DATABASE_URL $(PY) bench/reminders.py'
@@ -90,6 +90,7 @@ bench-postgres: install postgres
 	done
 	.ci/with-postgres bash -c 'BENCH_DATABASE_URL=$$DATABASE_URL $(PY) bench/exports.py --rows $(BENCH_SIZES)'
 	.ci/with-postgres bash -c 'BENCH_DATABASE_URL=$$DATABASE_URL $(PY) bench/imports.py --rows 1000 10000'
+	.ci/with-postgres bash -c 'BENCH_DATABASE_URL=$$DATABASE_URL $(PY) bench/boardpack.py --recs 500'
 
 clean:
 	rm -rf var/test-artifacts var/mail
