@@ -684,6 +684,8 @@ class ProgressUpdate(models.Model):
     class Meta:
         ordering = ["-created_at", "-pk"]
         constraints = [text_length_check("update", "narrative", LONG_TEXT)]
+        # Home's "stuck" reads the updates since a date: the few recent ones, not every item's latest.
+        indexes = [models.Index(fields=["created_at", "recommendation"], name="update_created_rec_idx")]
 
     def __str__(self) -> str:
         return f"Update on {self.recommendation.reference} by {self.author} at {self.created_at:%Y-%m-%d}"
@@ -760,6 +762,8 @@ class Evidence(models.Model):
             text_length_check("evidence", "note", LONG_TEXT),
             text_length_check("evidence", "rejection_reason", SHORT_TEXT),
         ]
+        # Home's "evidence awaiting a verdict" starts from the few pending pieces, not from every open item.
+        indexes = [models.Index(fields=["recommendation"], condition=Q(verdict="pending"), name="evidence_pending_idx")]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} evidence on {self.recommendation.reference}: {self.description[:60]}"
