@@ -20,12 +20,20 @@ from functools import reduce
 from operator import or_
 from typing import TYPE_CHECKING
 
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from tracker import counts as tracker_counts
 from tracker import deadlines, permissions, policy
-from tracker.models import Evidence, ProgressUpdate, Recommendation, RecommendationEvent, Reminder
+from tracker.models import (
+    Evidence,
+    ProgressUpdate,
+    Recommendation,
+    RecommendationCount,
+    RecommendationEvent,
+    Reminder,
+)
 from tracker.permissions import Role
 
 if TYPE_CHECKING:
@@ -401,16 +409,37 @@ def shows_summary(user: User) -> bool:
 CHANGES_SHOWN = 10
 
 
-def summary(visible: QuerySet[Recommendation]) -> dict[str, int]:
+def summary(user: User, visible: QuerySet[Recommendation]) -> dict[str, int]:
+    """The organisation's figures, in one query. For someone who sees the whole organisation, those by status
+    and RAG are the kept counts (``tracker.counts``: a few rows), and only what depends on today or the owner
+    is counted, from its index; otherwise each is counted over what the person sees."""
     today = timezone.localdate()
-    return visible.aggregate(
-        open=Count("pk", filter=Recommendation.open_q()),
-        overdue=Count("pk", filter=Recommendation.overdue_q(today)),
-        red=Count("pk", filter=Recommendation.open_q() & Q(rag=Recommendation.Rag.RED)),
-        no_owner=Count("pk", filter=Recommendation.open_q() & Q(owner__isnull=True)),
-        awaiting=Count("pk", filter=Q(status=Status.AWAITING_ASSURANCE)),
-        closed=Count("pk", filter=Q(status=Status.CLOSED)),
-    )
+    by_status_or_rag = {
+        "open": Recommendation.open_q(),
+        "red": Recommendation.open_q() & Q(rag=Recommendation.Rag.RED),
+        "awaiting": Q(status=Status.AWAITING_ASSURANCE),
+        "closed": Q(status=Status.CLOSED),
+    }
+    counted = {
+        "overdue": Recommendation.overdue_q(today),
+        "no_owner": Recommendation.open_q() & Q(owner__isnull=True),
+    }
+    if not (tracker_counts.kept() and permissions.sees_whole_organisation(user)):
+        return visible.aggregate(**{key: Count("pk", filter=q) for key, q in (by_status_or_rag | counted).items()})
+    kept = RecommendationCount.objects.filter(organisation_id=user.organisation_id).order_by()
+    parts = [
+        kept.filter(q).annotate(key=Value(key)).values("key").annotate(n=Coalesce(Sum("n"), 0)).values_list("key", "n")
+        for key, q in by_status_or_rag.items()
+    ] + [
+        visible.filter(q)
+        .order_by()
+        .annotate(key=Value(key))
+        .values("key")
+        .annotate(n=Count("pk"))
+        .values_list("key", "n")
+        for key, q in counted.items()
+    ]
+    return dict(parts[0].union(*parts[1:], all=True))
 
 
 def changes_since(user: User, visible: QuerySet[Recommendation]) -> dict:
@@ -419,7 +448,9 @@ def changes_since(user: User, visible: QuerySet[Recommendation]) -> dict:
 
     now = timezone.now()
     since = user.home_seen_at or now - dt.timedelta(days=7)
-    events = RecommendationEvent.objects.filter(recommendation__in=visible.values("pk"), at__gt=since)
+    # From the events since then (the date index), each checked against what the person sees: "in the ids
+    # they see" would first list every one of them, the whole organisation's.
+    events = RecommendationEvent.objects.filter(Exists(visible.filter(pk=OuterRef("recommendation_id"))), at__gt=since)
     total = events.count()
     latest = list(events.select_related("recommendation__finding", "actor").order_by("-at", "-pk")[:CHANGES_SHOWN])
     UserModel.objects.filter(pk=user.pk).update(home_seen_at=now)

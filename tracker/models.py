@@ -550,6 +550,11 @@ class Recommendation(models.Model):
             models.Index(fields=["organisation", "status", "updated_at", "id"], name="rec_org_status_updated_idx"),
             # The dashboard's weekly figures: what was created in the last weeks, not every row's date.
             models.Index(fields=["organisation", "created_at"], name="rec_org_created_idx"),
+            # Home's "stuck": the review intervals in use, and each open item's interval and age, from the index alone.
+            models.Index(
+                fields=["organisation", "status", "review_interval_days", "created_at", "id"],
+                name="rec_org_status_interval_idx",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -663,6 +668,8 @@ class RecommendationEvent(models.Model):
             models.Index(fields=["recommendation", "at"]),
             # The dashboard's weekly closures: events of a few actions before each week boundary.
             models.Index(fields=["action", "at", "recommendation"], name="event_action_at_idx"),
+            # A viewer's home: what changed since their last visit, the newest first.
+            models.Index(fields=["at", "recommendation"], name="event_at_rec_idx"),
         ]
         constraints = [text_length_check("event", "reason", SHORT_TEXT)]
 

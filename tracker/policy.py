@@ -230,12 +230,11 @@ def with_involved(qs: QuerySet[Recommendation], user: User) -> QuerySet[Recommen
         | Q(pk__in=RecommendationEvent.objects.filter(actor_id=user.pk).values("recommendation_id"))
         | Q(pk__in=Evidence.objects.filter(added_by_id=user.pk).values("recommendation_id"))
     )
-    return qs.annotate(
-        # "owner_id = me" is NULL, not false, for an unowned row, and a NULL fact reads as "not annotated"
-        # (four queries for that row): the IS NOT NULL makes it false.
-        fact_involved=Q(owner_id=user.pk, owner__isnull=False)
-        | (ever & (Exists(history) | Exists(work) | Exists(added))),
-    )
+    # "Owns it now" as the set of their items, not "owner_id = me": a test on the id alone, which an index of the
+    # rows' status holds, so testing every item awaiting assurance reads no row (and it is never NULL, as
+    # "owner_id = me" is for an unowned row, which would read as "not annotated": four queries for that row).
+    owns = Q(pk__in=Recommendation.objects.filter(owner_id=user.pk).values("pk"))
+    return qs.annotate(fact_involved=owns | (ever & (Exists(history) | Exists(work) | Exists(added))))
 
 
 # The state guards: each returns None when the action may happen now, else the reason it may not.

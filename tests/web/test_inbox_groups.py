@@ -175,3 +175,25 @@ def test_each_groups_count_rows_and_list_are_its_rule_applied_to_each_item(seed)
             assert sorted(listed.values_list("pk", flat=True)) == sorted(r.pk for r in expected), (user, key)
             assert group.count == len(expected), (user, key)
             assert [r.pk for r in group.rows] == [r.pk for r in expected[: inbox.INBOX_ROWS]], (user, key)
+
+
+def test_a_viewers_figures_and_changes_are_a_fresh_count_of_what_they_see(org, inspection, olly, rita, lead, vic):
+    rng = random.Random(4)
+    build(rng, inspection, [olly, rita, lead])
+    build(rng, InspectionFactory(organisation=OrganisationFactory(slug="other")), [olly, rita, lead])
+    today, since = timezone.localdate(), timezone.now() - dt.timedelta(days=20)
+    recs = list(permissions.visible_recommendations(vic))
+    figures = inbox.summary(vic, permissions.visible_recommendations(vic))
+    assert figures == {
+        "open": sum(r.is_open for r in recs),
+        "overdue": sum(r.is_overdue(today) for r in recs),
+        "red": sum(r.is_open and r.rag == "red" for r in recs),
+        "no_owner": sum(r.is_open and r.owner_id is None for r in recs),
+        "awaiting": sum(r.status == "awaiting_assurance" for r in recs),
+        "closed": sum(r.status == "closed" for r in recs),
+    }
+    vic.home_seen_at = since
+    changes = inbox.changes_since(vic, permissions.visible_recommendations(vic))
+    expected = RecommendationEvent.objects.filter(recommendation__organisation=org, at__gt=since).order_by("-at", "-pk")
+    assert changes["total"] == expected.count() > 0
+    assert changes["events"] == list(expected[: inbox.CHANGES_SHOWN])
