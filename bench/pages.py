@@ -177,10 +177,11 @@ STATIC = {
 @override_settings(STORAGES=STATIC)
 def run(n: int, requests: int) -> list[tuple[str, dict]]:
     people = build(n)
-    reviewer, owner, lead = Client(), Client(), Client()
+    reviewer, owner, lead, viewer = Client(), Client(), Client(), Client()
     reviewer.force_login(people["reviewer"])
     owner.force_login(people["busy"])
     lead.force_login(people["lead"])
+    viewer.force_login(people["viewer"])
     pages = [
         ("/recommendations/ first page", reviewer, "/recommendations/"),
         ("/recommendations/ last page", reviewer, f"/recommendations/?cursor={last_page_cursor('due')}"),
@@ -195,6 +196,7 @@ def run(n: int, requests: int) -> list[tuple[str, dict]]:
         # Home's assurance and organisation-wide groups read every visible recommendation's state.
         ("/ reviewer", reviewer, "/"),
         ("/ lead", lead, "/"),
+        ("/ viewer", viewer, "/"),  # the organisation's figures and what changed since the last visit
         ("API list, 50", reviewer, "/api/recommendations/"),
         ("API list, last page", reviewer, f"/api/recommendations/?cursor={last_page_cursor('due')}"),
         ("API list, -title", reviewer, "/api/recommendations/?ordering=-title"),

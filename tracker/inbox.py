@@ -73,6 +73,9 @@ class Group:
     # and rows, so a group that reads none costs a plain indexed query.
     reads: tuple[str, ...] = ()
     needs_intervals: bool = False
+    # Its condition reads only status and RAG: counted from the kept counts (tracker.counts) for someone who
+    # sees the whole organisation, a few rows instead of every one of that rating.
+    by_status_and_rag: bool = False
 
 
 def _mine(c: Context) -> Q:
@@ -224,7 +227,7 @@ GROUPS = {
             "No target date has moved recently.",
             _target_moved,
         ),
-        Group("red", "Red RAG", "No open recommendation is rated red.", _red),
+        Group("red", "Red RAG", "No open recommendation is rated red.", _red, by_status_and_rag=True),
         Group(
             "stuck",
             "Stuck: no update for two review intervals",
@@ -302,15 +305,26 @@ def _selected(visible: QuerySet[Recommendation], c: Context, keys) -> dict[str, 
     return selected
 
 
-def _counts(selected: dict[str, QuerySet[Recommendation]]) -> dict[str, int]:
+def _kept(user: User) -> QuerySet[RecommendationCount] | None:
+    """The organisation's kept counts by status and RAG, when they are what this person sees."""
+    if not (tracker_counts.kept() and permissions.sees_whole_organisation(user)):
+        return None
+    return RecommendationCount.objects.filter(organisation_id=user.organisation_id)
+
+
+def _counted(rows: QuerySet, key: str, total) -> QuerySet:
+    """One row, (key, total over ``rows``): a part of a UNION ALL of counts."""
+    return rows.order_by().annotate(key=Value(key)).values("key").annotate(n=total).values_list("key", "n")
+
+
+def _counts(selected: dict[str, QuerySet[Recommendation]], c: Context) -> dict[str, int]:
     """Each group counted by its own query from its own narrow set, all in one UNION ALL: one aggregate over
     every visible row would compute every group's annotations for each of them."""
+    kept = _kept(c.user)
     parts = [
-        rows.order_by()
-        .annotate(inbox_group=Value(key))
-        .values("inbox_group")
-        .annotate(inbox_count=Count("pk"))
-        .values_list("inbox_group", "inbox_count")
+        _counted(kept.filter(GROUPS[key].condition(c)), key, Coalesce(Sum("n"), 0))
+        if kept is not None and GROUPS[key].by_status_and_rag
+        else _counted(rows, key, Count("pk"))
         for key, rows in selected.items()
     ]
     counted = dict(parts[0].union(*parts[1:], all=True))
@@ -345,7 +359,7 @@ def inbox(user: User, visible: QuerySet[Recommendation]) -> list[tuple[str, list
         return []
     c = context_for(user, keys, visible)
     selected = _selected(visible, c, keys)
-    counts = _counts(selected)
+    counts = _counts(selected, c)
     shown: dict[str, Shown] = {}
     for key in keys:
         group = GROUPS[key]
@@ -424,21 +438,11 @@ def summary(user: User, visible: QuerySet[Recommendation]) -> dict[str, int]:
         "overdue": Recommendation.overdue_q(today),
         "no_owner": Recommendation.open_q() & Q(owner__isnull=True),
     }
-    if not (tracker_counts.kept() and permissions.sees_whole_organisation(user)):
+    kept = _kept(user)
+    if kept is None:
         return visible.aggregate(**{key: Count("pk", filter=q) for key, q in (by_status_or_rag | counted).items()})
-    kept = RecommendationCount.objects.filter(organisation_id=user.organisation_id).order_by()
-    parts = [
-        kept.filter(q).annotate(key=Value(key)).values("key").annotate(n=Coalesce(Sum("n"), 0)).values_list("key", "n")
-        for key, q in by_status_or_rag.items()
-    ] + [
-        visible.filter(q)
-        .order_by()
-        .annotate(key=Value(key))
-        .values("key")
-        .annotate(n=Count("pk"))
-        .values_list("key", "n")
-        for key, q in counted.items()
-    ]
+    parts = [_counted(kept.filter(q), key, Coalesce(Sum("n"), 0)) for key, q in by_status_or_rag.items()]
+    parts += [_counted(visible.filter(q), key, Count("pk")) for key, q in counted.items()]
     return dict(parts[0].union(*parts[1:], all=True))
 
 
