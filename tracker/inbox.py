@@ -284,13 +284,9 @@ def context_for(user: User, keys, visible: QuerySet[Recommendation] | None = Non
     return Context(user=user, today=timezone.localdate(), now=now, intervals=intervals)
 
 
-def _select(qs: QuerySet[Recommendation], c: Context, group: Group) -> QuerySet[Recommendation]:
-    return annotate(qs, c.user, group.reads).filter(group.condition(c))
-
-
 def filter_group(qs: QuerySet[Recommendation], user: User, key: str) -> QuerySet[Recommendation]:
     """The list's ``?group=``: the same condition as home's count."""
-    return _select(qs, context_for(user, [key], qs), GROUPS[key])
+    return _selected(qs, context_for(user, [key], qs), [key])[key]
 
 
 def _selected(visible: QuerySet[Recommendation], c: Context, keys) -> dict[str, QuerySet[Recommendation]]:
