@@ -7,7 +7,7 @@
 
 Builds the data of bench/pages.py once (var/bench-explain-N.sqlite3, or the PostgreSQL database named by
 BENCH_DATABASE_URL, which must be empty the first time) and reuses it on later runs. A page is URL@who,
-who one of reviewer (the default), lead, busy (the owner of 500) or owner. For finding where a page's
+who one of reviewer (the default), lead, viewer, busy (the owner of 500) or owner. For finding where a page's
 time goes; bench/pages.py is what the README's figures come from.
 """
 
@@ -55,6 +55,7 @@ def main() -> None:
     people = {
         "reviewer": User.objects.get(username="rita"),
         "lead": User.objects.get(username="lena"),
+        "viewer": User.objects.get(username="vera"),
         "busy": User.objects.get(username="owner0"),
         "owner": User.objects.get(username=f"owner{max(1, n // 10) // 2}"),
     }

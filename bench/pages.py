@@ -8,7 +8,7 @@ API's recommendation list and /dashboard/, in-process with Django's test client.
 
 Builds each size with bulk_create in a throwaway SQLite database under var/bench-pages/ (removed
 afterwards unless --keep): one organisation, N/10 owners, one owner with 500 recommendations, a reviewer,
-a governance lead, ten inspections, a few themes. Prints, per page, p50 and p95 over the requests (after two warm-ups), the
+a governance lead, a viewer, ten inspections, a few themes. Prints, per page, p50 and p95 over the requests (after two warm-ups), the
 queries per request and the HTML (or JSON) size.
 """
 
@@ -77,6 +77,8 @@ def build(n: int, seed: int = 1) -> dict:
     reviewer.groups.add(Group.objects.get(name=str(Role.REVIEWER)))
     lead = User.objects.create_user("lena", first_name="Lena", last_name="Lead", organisation=org)
     lead.groups.add(Group.objects.get(name=str(Role.GOVERNANCE_LEAD)))
+    viewer = User.objects.create_user("vera", first_name="Vera", last_name="Viewer", organisation=org)
+    viewer.groups.add(Group.objects.get(name=str(Role.VIEWER)))
     owners = User.objects.bulk_create(
         (
             User(username=f"owner{i}", first_name=f"Owner{i}", last_name=f"Person{i:05d}", organisation=org)
@@ -134,7 +136,7 @@ def build(n: int, seed: int = 1) -> dict:
         # As a live database would have statistics; on PostgreSQL VACUUM also moves the bulk-loaded rows out
         # of the trigram (GIN) indexes' pending lists, as autovacuum would, so that the planner uses them.
         cursor.execute("VACUUM ANALYZE" if connection.vendor == "postgresql" else "ANALYZE")
-    return {"reviewer": reviewer, "lead": lead, "busy": busy, "owner": owners[len(owners) // 2]}
+    return {"reviewer": reviewer, "lead": lead, "viewer": viewer, "busy": busy, "owner": owners[len(owners) // 2]}
 
 
 def last_page_cursor(sort: str, size: int = 50) -> str:
@@ -175,10 +177,11 @@ STATIC = {
 @override_settings(STORAGES=STATIC)
 def run(n: int, requests: int) -> list[tuple[str, dict]]:
     people = build(n)
-    reviewer, owner, lead = Client(), Client(), Client()
+    reviewer, owner, lead, viewer = Client(), Client(), Client(), Client()
     reviewer.force_login(people["reviewer"])
     owner.force_login(people["busy"])
     lead.force_login(people["lead"])
+    viewer.force_login(people["viewer"])
     pages = [
         ("/recommendations/ first page", reviewer, "/recommendations/"),
         ("/recommendations/ last page", reviewer, f"/recommendations/?cursor={last_page_cursor('due')}"),
@@ -193,6 +196,7 @@ def run(n: int, requests: int) -> list[tuple[str, dict]]:
         # Home's assurance and organisation-wide groups read every visible recommendation's state.
         ("/ reviewer", reviewer, "/"),
         ("/ lead", lead, "/"),
+        ("/ viewer", viewer, "/"),  # the organisation's figures and what changed since the last visit
         ("API list, 50", reviewer, "/api/recommendations/"),
         ("API list, last page", reviewer, f"/api/recommendations/?cursor={last_page_cursor('due')}"),
         ("API list, -title", reviewer, "/api/recommendations/?ordering=-title"),

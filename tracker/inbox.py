@@ -4,9 +4,11 @@ A group is a condition on the recommendations a person may see. Home shows each 
 its first few rows; the list (``?group=<key>``, ``tracker.filters``) shows the same group in full,
 with the same condition, so the count on home and the length of the list cannot disagree.
 
-Everything a condition needs beyond the row itself (the latest assurance event, pending evidence,
-failed reminders, the last progress update, four eyes) is an annotation, so counting every group is
-one query and listing a group is one more, however many recommendations there are.
+What a condition needs beyond the row itself (the latest assurance event, four eyes) is an annotation,
+computed only for the groups that read it; pending evidence, moved target dates, recent progress updates
+and failed reminders are read from their own few rows. Counting every group is one query (each
+group's count from its own narrow set, in one UNION ALL) and listing a group is one more, however many
+recommendations there are.
 """
 
 from __future__ import annotations
@@ -18,12 +20,20 @@ from functools import reduce
 from operator import or_
 from typing import TYPE_CHECKING
 
-from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from tracker import counts as tracker_counts
 from tracker import deadlines, permissions, policy
-from tracker.models import ProgressUpdate, Recommendation, RecommendationEvent, Reminder
+from tracker.models import (
+    Evidence,
+    ProgressUpdate,
+    Recommendation,
+    RecommendationCount,
+    RecommendationEvent,
+    Reminder,
+)
 from tracker.permissions import Role
 
 if TYPE_CHECKING:
@@ -40,6 +50,8 @@ MOVED_WITHIN_DAYS = 30
 # whether it has been returned to its owner (a rejection the owner has not yet answered).
 _ASSURANCE_EVENTS = (Event.SUBMITTED, Event.REJECTED, Event.EVIDENCE_ADDED, Event.EVIDENCE_REJECTED, Event.REOPENED)
 RETURNED_EVENTS = (Event.REJECTED, Event.EVIDENCE_REJECTED)
+# What the owner's groups read: the latest of those events' action.
+_ASSURANCE = ("inbox_assurance_action",)
 
 
 @dataclass(frozen=True)
@@ -57,8 +69,13 @@ class Group:
     empty: str  # what home says when nothing is in it
     condition: Callable[[Context], Q]
     order: tuple[str, ...] = ("next_review_due", "pk")
-    needs_involved: bool = False  # four eyes: policy.with_facts's "did this person do the work"
+    # The annotations (ANNOTATIONS) its condition and order read: only these are computed for its count
+    # and rows, so a group that reads none costs a plain indexed query.
+    reads: tuple[str, ...] = ()
     needs_intervals: bool = False
+    # Its condition reads only status and RAG: counted from the kept counts (tracker.counts) for someone who
+    # sees the whole organisation, a few rows instead of every one of that rating.
+    by_status_and_rag: bool = False
 
 
 def _mine(c: Context) -> Q:
@@ -97,7 +114,9 @@ def _awaiting(c: Context) -> Q:
 
 
 def _evidence(c: Context) -> Q:
-    return Recommendation.open_q() & ~Q(status=Status.AWAITING_ASSURANCE) & Q(fact_pending__gt=0, fact_involved=False)
+    # Read from the few pending pieces of evidence, not counted on every open row.
+    pending = Evidence.objects.filter(verdict=Evidence.Verdict.PENDING).values("recommendation_id")
+    return Recommendation.open_q() & ~Q(status=Status.AWAITING_ASSURANCE) & Q(pk__in=pending) & Q(fact_involved=False)
 
 
 def _no_owner(c: Context) -> Q:
@@ -108,8 +127,20 @@ def _no_target(c: Context) -> Q:
     return Recommendation.open_q() & Q(target_date__isnull=True)
 
 
+def _moves(now: dt.datetime) -> QuerySet[RecommendationEvent]:
+    """Target dates moved (a first date set is no move) within the window, newest first."""
+    return (
+        RecommendationEvent.objects.filter(
+            action=Event.TARGET_DATE_CHANGED, at__gte=now - dt.timedelta(days=MOVED_WITHIN_DAYS)
+        )
+        .exclude(old_value="none")
+        .order_by("-at", "-pk")
+    )
+
+
 def _target_moved(c: Context) -> Q:
-    return Recommendation.open_q() & Q(inbox_target_moved=True)
+    # Read from the window's moves (the action and date index), not asked of every open row.
+    return Recommendation.open_q() & Q(pk__in=_moves(c.now).order_by().values("recommendation_id"))
 
 
 def _red(c: Context) -> Q:
@@ -117,46 +148,76 @@ def _red(c: Context) -> Q:
 
 
 def _stuck(c: Context) -> Q:
-    """No progress update (or, never updated, no change since it was made) for two review intervals."""
-    per_interval = [
-        Q(review_interval_days=days, inbox_last_activity__lt=c.now - dt.timedelta(days=2 * days))
-        for days in c.intervals
-    ]
+    """No progress update (or, never updated, no change since it was made) for two review intervals.
+
+    That is: no update since then, and made before then unless it has an update at all (an update is the
+    item's last activity even when dated before the item, as an imported history can be). Read from the
+    recent updates (the date index), not from every open row's latest update."""
+    updated = ProgressUpdate.objects.filter(recommendation=OuterRef("pk"))
+    per_interval = []
+    for days in c.intervals:
+        since = c.now - dt.timedelta(days=2 * days)
+        recent = ProgressUpdate.objects.filter(created_at__gte=since).values("recommendation_id")
+        per_interval.append(
+            Q(review_interval_days=days) & ~Q(pk__in=recent) & (Q(created_at__lt=since) | Exists(updated))
+        )
     return Recommendation.open_q() & (reduce(or_, per_interval) if per_interval else Q(pk__in=[]))
 
 
 def _reminders_failed(c: Context) -> Q:
-    return Q(inbox_reminder_failed=True)
+    # A reminder about one of its plan actions or outcome measures counts too (their rows carry no
+    # recommendation). Read from the failed and dead reminders (the state index), not asked of every row.
+    failed = Reminder.objects.filter(state__in=[Reminder.State.FAILED, Reminder.State.DEAD]).order_by()
+    return reduce(
+        or_,
+        (
+            Q(pk__in=failed.values(path))
+            for path in ("recommendation", "plan_action__recommendation", "measure__recommendation")
+        ),
+    )
 
 
 GROUPS = {
     group.key: group
     for group in (
-        Group("returned", "Returned to you", "Nothing has been returned to you.", _returned),
-        Group("overdue", "Your reviews overdue", "None of your reviews is overdue.", _overdue),
-        Group("due_soon", "Your reviews due soon", "No review of yours is due in the next few days.", _due_soon),
+        Group("returned", "Returned to you", "Nothing has been returned to you.", _returned, reads=_ASSURANCE),
+        Group("overdue", "Your reviews overdue", "None of your reviews is overdue.", _overdue, reads=_ASSURANCE),
+        Group(
+            "due_soon",
+            "Your reviews due soon",
+            "No review of yours is due in the next few days.",
+            _due_soon,
+            reads=_ASSURANCE,
+        ),
         Group(
             "target_missed",
             "Your target dates passed",
             "None of your target dates has passed.",
             _target_missed,
             ("target_date", "pk"),
+            reads=_ASSURANCE,
         ),
-        Group("mine_rest", "Your other open recommendations", "You own no other open recommendations.", _rest),
+        Group(
+            "mine_rest",
+            "Your other open recommendations",
+            "You own no other open recommendations.",
+            _rest,
+            reads=_ASSURANCE,
+        ),
         Group(
             "awaiting",
             "Awaiting your assurance",
             "Nothing awaits your assurance.",
             _awaiting,
             ("inbox_submitted_at", "pk"),
-            needs_involved=True,
+            reads=("fact_involved", "inbox_submitted_at"),
         ),
         Group(
             "evidence",
             "Evidence awaiting a verdict",
             "No evidence awaits your verdict.",
             _evidence,
-            needs_involved=True,
+            reads=("fact_involved",),
         ),
         Group("no_owner", "No owner", "Every open recommendation has an owner.", _no_owner),
         Group("no_target", "No target date", "Every open recommendation has a target date.", _no_target),
@@ -166,7 +227,7 @@ GROUPS = {
             "No target date has moved recently.",
             _target_moved,
         ),
-        Group("red", "Red RAG", "No open recommendation is rated red.", _red),
+        Group("red", "Red RAG", "No open recommendation is rated red.", _red, by_status_and_rag=True),
         Group(
             "stuck",
             "Stuck: no update for two review intervals",
@@ -189,39 +250,27 @@ REVIEWER_GROUPS = ("awaiting", "evidence")
 LEAD_GROUPS = ("no_owner", "no_target", "target_moved", "red", "stuck", "reminders_failed")
 
 
-def annotate(qs: QuerySet[Recommendation], user: User, now: dt.datetime) -> QuerySet[Recommendation]:
-    """What the group conditions read beyond the row: correlated subqueries, not a query per row."""
-    assurance = RecommendationEvent.objects.filter(
-        recommendation=OuterRef("pk"), action__in=_ASSURANCE_EVENTS
-    ).order_by("-at", "-pk")
-    submitted = RecommendationEvent.objects.filter(recommendation=OuterRef("pk"), action=Event.SUBMITTED).order_by(
-        "-at", "-pk"
-    )
-    moved = RecommendationEvent.objects.filter(
-        recommendation=OuterRef("pk"),
-        action=Event.TARGET_DATE_CHANGED,
-        at__gte=now - dt.timedelta(days=MOVED_WITHIN_DAYS),
-    ).exclude(old_value="none")
-    latest_update = ProgressUpdate.objects.filter(recommendation=OuterRef("pk")).order_by("-created_at")
-    # A reminder about one of its plan actions or outcome measures counts too (their rows carry no recommendation).
-    failed = Reminder.objects.filter(
-        Q(recommendation=OuterRef("pk"))
-        | Q(plan_action__recommendation=OuterRef("pk"))
-        | Q(measure__recommendation=OuterRef("pk")),
-        state__in=[Reminder.State.FAILED, Reminder.State.DEAD],
-    )
-    qs = qs.annotate(
-        # Never NULL: "not returned" must be true, not unknown, for an item with no such event yet.
-        inbox_assurance_action=Coalesce(Subquery(assurance.values("action")[:1]), Value("")),
-        inbox_assurance_event=Subquery(assurance.values("pk")[:1]),
-        inbox_submitted_at=Subquery(submitted.values("at")[:1]),
-        inbox_target_moved=Exists(moved),
-        inbox_last_activity=Coalesce(Subquery(latest_update.values("created_at")[:1]), F("created_at")),
-        inbox_reminder_failed=Exists(failed),
-    )
-    if "fact_involved" in qs.query.annotations:  # the API's list has them already
-        return qs
-    return policy.with_facts(qs, user, measures=False)  # home decides no closing
+def _latest(events: QuerySet, field: str) -> Subquery:
+    return Subquery(events.filter(recommendation=OuterRef("pk")).order_by("-at", "-pk").values(field)[:1])
+
+
+_ASSURANCE_QS = RecommendationEvent.objects.filter(action__in=_ASSURANCE_EVENTS)
+_SUBMITTED_QS = RecommendationEvent.objects.filter(action=Event.SUBMITTED)
+# What a condition reads beyond the row, each a correlated subquery, asked only by the groups that read it.
+ANNOTATIONS: dict[str, Callable[[], object]] = {
+    # Never NULL: "not returned" must be true, not unknown, for an item with no such event yet.
+    "inbox_assurance_action": lambda: Coalesce(_latest(_ASSURANCE_QS, "action"), Value("")),
+    "inbox_submitted_at": lambda: _latest(_SUBMITTED_QS, "at"),
+}
+
+
+def annotate(qs: QuerySet[Recommendation], user: User, reads) -> QuerySet[Recommendation]:
+    """The annotations ``reads`` names, and no others."""
+    for name in reads:
+        if name in qs.query.annotations:  # the API's list has the facts already
+            continue
+        qs = policy.with_involved(qs, user) if name == "fact_involved" else qs.annotate(**{name: ANNOTATIONS[name]()})
+    return qs
 
 
 def context_for(user: User, keys, visible: QuerySet[Recommendation] | None = None) -> Context:
@@ -237,8 +286,46 @@ def context_for(user: User, keys, visible: QuerySet[Recommendation] | None = Non
 
 def filter_group(qs: QuerySet[Recommendation], user: User, key: str) -> QuerySet[Recommendation]:
     """The list's ``?group=``: the same condition as home's count."""
-    c = context_for(user, [key], qs)
-    return annotate(qs, user, c.now).filter(GROUPS[key].condition(c))
+    return _selected(qs, context_for(user, [key], qs), [key])[key]
+
+
+def _selected(visible: QuerySet[Recommendation], c: Context, keys) -> dict[str, QuerySet[Recommendation]]:
+    """Each group's rows, unordered; groups that read the same annotations share their annotated queryset."""
+    annotated: dict[tuple[str, ...], QuerySet[Recommendation]] = {}
+    selected = {}
+    for key in keys:
+        group = GROUPS[key]
+        if group.reads not in annotated:
+            annotated[group.reads] = annotate(visible, c.user, group.reads)
+        selected[key] = annotated[group.reads].filter(group.condition(c))
+    return selected
+
+
+def _kept(user: User) -> QuerySet[RecommendationCount] | None:
+    """The organisation's kept counts by status and RAG, when they are what this person sees."""
+    if not (tracker_counts.kept() and permissions.sees_whole_organisation(user)):
+        return None
+    return RecommendationCount.objects.filter(organisation_id=user.organisation_id)
+
+
+def _counted(rows: QuerySet, key: str, total) -> QuerySet:
+    """One row, (key, total over ``rows``): a part of a UNION ALL of counts."""
+    return rows.order_by().annotate(key=Value(key)).values("key").annotate(n=total).values_list("key", "n")
+
+
+def _counts(selected: dict[str, QuerySet[Recommendation]], c: Context) -> dict[str, int]:
+    """Each group counted by its own query from its own narrow set, all in one UNION ALL: one aggregate over
+    every visible row would compute every group's annotations for each of them."""
+    kept = _kept(c.user)
+    parts = [
+        _counted(kept.filter(GROUPS[key].condition(c)), key, Coalesce(Sum("n"), 0))
+        if kept is not None and GROUPS[key].by_status_and_rag
+        else _counted(rows, key, Count("pk"))
+        for key, rows in selected.items()
+    ]
+    counted = dict(parts[0].union(*parts[1:], all=True))
+    # A condition empty by construction ("stuck" with no open row) is left out of the union by Django.
+    return {key: counted.get(key, 0) for key in selected}
 
 
 def groups_for(user: User) -> list[tuple[str, tuple[str, ...]]]:
@@ -267,18 +354,22 @@ def inbox(user: User, visible: QuerySet[Recommendation]) -> list[tuple[str, list
     if not keys:
         return []
     c = context_for(user, keys, visible)
-    annotated = annotate(visible, user, c.now)
-    counts = annotated.aggregate(**{key: Count("pk", filter=GROUPS[key].condition(c)) for key in keys})
+    selected = _selected(visible, c, keys)
+    counts = _counts(selected, c)
     shown: dict[str, Shown] = {}
     for key in keys:
         group = GROUPS[key]
-        rows = annotated.filter(group.condition(c)).with_related().order_by(*group.order)
+        # The first rows chosen by their ids alone, then read in full: sorting a large group (every item
+        # awaiting assurance) then moves ids, not whole joined rows. Still one query.
+        first = selected[key].order_by(*group.order).values("pk")[:INBOX_ROWS]
+        ordered_by = [name for name in group.order if name in ANNOTATIONS]
+        rows = annotate(visible.filter(pk__in=first), user, ordered_by).with_related().order_by(*group.order)
         if key == "returned":
             rows = _with_return(rows)
         elif key == "target_moved":
             rows = _with_move(rows, c.now)
         # Asked even when the count is 0, so that home costs the same number of queries whatever the data.
-        shown[key] = Shown(group, counts[key], list(rows[:INBOX_ROWS]))
+        shown[key] = Shown(group, counts[key], list(rows))
     result = []
     for title, section in sections:
         groups = [shown[key] for key in section]
@@ -291,7 +382,7 @@ def inbox(user: User, visible: QuerySet[Recommendation]) -> list[tuple[str, list
 def _with_return(rows: QuerySet[Recommendation]) -> QuerySet[Recommendation]:
     """The rejection that returned each row, with its reason in full, read in the same query as the rows."""
     event = RecommendationEvent.objects.filter(pk=OuterRef("inbox_assurance_event"))
-    return rows.annotate(
+    return rows.annotate(inbox_assurance_event=_latest(_ASSURANCE_QS, "pk")).annotate(
         returned_action=Subquery(event.values("action")),
         returned_reason=Subquery(event.values("reason")),
         returned_what=Subquery(event.values("new_value")),
@@ -304,15 +395,7 @@ def _with_return(rows: QuerySet[Recommendation]) -> QuerySet[Recommendation]:
 
 def _with_move(rows: QuerySet[Recommendation], now: dt.datetime) -> QuerySet[Recommendation]:
     """The latest move of each row's target date, when and why, read in the same query as the rows."""
-    moves = (
-        RecommendationEvent.objects.filter(
-            recommendation=OuterRef("pk"),
-            action=Event.TARGET_DATE_CHANGED,
-            at__gte=now - dt.timedelta(days=MOVED_WITHIN_DAYS),
-        )
-        .exclude(old_value="none")
-        .order_by("-at", "-pk")
-    )
+    moves = _moves(now).filter(recommendation=OuterRef("pk"))
     return rows.annotate(moved_at=Subquery(moves.values("at")[:1]), moved_reason=Subquery(moves.values("reason")[:1]))
 
 
@@ -336,16 +419,27 @@ def shows_summary(user: User) -> bool:
 CHANGES_SHOWN = 10
 
 
-def summary(visible: QuerySet[Recommendation]) -> dict[str, int]:
+def summary(user: User, visible: QuerySet[Recommendation]) -> dict[str, int]:
+    """The organisation's figures, in one query. For someone who sees the whole organisation, those by status
+    and RAG are the kept counts (``tracker.counts``: a few rows), and only what depends on today or the owner
+    is counted, from its index; otherwise each is counted over what the person sees."""
     today = timezone.localdate()
-    return visible.aggregate(
-        open=Count("pk", filter=Recommendation.open_q()),
-        overdue=Count("pk", filter=Recommendation.overdue_q(today)),
-        red=Count("pk", filter=Recommendation.open_q() & Q(rag=Recommendation.Rag.RED)),
-        no_owner=Count("pk", filter=Recommendation.open_q() & Q(owner__isnull=True)),
-        awaiting=Count("pk", filter=Q(status=Status.AWAITING_ASSURANCE)),
-        closed=Count("pk", filter=Q(status=Status.CLOSED)),
-    )
+    by_status_or_rag = {
+        "open": Recommendation.open_q(),
+        "red": Recommendation.open_q() & Q(rag=Recommendation.Rag.RED),
+        "awaiting": Q(status=Status.AWAITING_ASSURANCE),
+        "closed": Q(status=Status.CLOSED),
+    }
+    counted = {
+        "overdue": Recommendation.overdue_q(today),
+        "no_owner": Recommendation.open_q() & Q(owner__isnull=True),
+    }
+    kept = _kept(user)
+    if kept is None:
+        return visible.aggregate(**{key: Count("pk", filter=q) for key, q in (by_status_or_rag | counted).items()})
+    parts = [_counted(kept.filter(q), key, Coalesce(Sum("n"), 0)) for key, q in by_status_or_rag.items()]
+    parts += [_counted(visible.filter(q), key, Count("pk")) for key, q in counted.items()]
+    return dict(parts[0].union(*parts[1:], all=True))
 
 
 def changes_since(user: User, visible: QuerySet[Recommendation]) -> dict:
@@ -354,7 +448,9 @@ def changes_since(user: User, visible: QuerySet[Recommendation]) -> dict:
 
     now = timezone.now()
     since = user.home_seen_at or now - dt.timedelta(days=7)
-    events = RecommendationEvent.objects.filter(recommendation__in=visible.values("pk"), at__gt=since)
+    # From the events since then (the date index), each checked against what the person sees: "in the ids
+    # they see" would first list every one of them, the whole organisation's.
+    events = RecommendationEvent.objects.filter(Exists(visible.filter(pk=OuterRef("recommendation_id"))), at__gt=since)
     total = events.count()
     latest = list(events.select_related("recommendation__finding", "actor").order_by("-at", "-pk")[:CHANGES_SHOWN])
     UserModel.objects.filter(pk=user.pk).update(home_seen_at=now)

@@ -550,6 +550,11 @@ class Recommendation(models.Model):
             models.Index(fields=["organisation", "status", "updated_at", "id"], name="rec_org_status_updated_idx"),
             # The dashboard's weekly figures: what was created in the last weeks, not every row's date.
             models.Index(fields=["organisation", "created_at"], name="rec_org_created_idx"),
+            # Home's "stuck": the review intervals in use, and each open item's interval and age, from the index alone.
+            models.Index(
+                fields=["organisation", "status", "review_interval_days", "created_at", "id"],
+                name="rec_org_status_interval_idx",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -663,6 +668,8 @@ class RecommendationEvent(models.Model):
             models.Index(fields=["recommendation", "at"]),
             # The dashboard's weekly closures: events of a few actions before each week boundary.
             models.Index(fields=["action", "at", "recommendation"], name="event_action_at_idx"),
+            # A viewer's home: what changed since their last visit, the newest first.
+            models.Index(fields=["at", "recommendation"], name="event_at_rec_idx"),
         ]
         constraints = [text_length_check("event", "reason", SHORT_TEXT)]
 
@@ -684,6 +691,8 @@ class ProgressUpdate(models.Model):
     class Meta:
         ordering = ["-created_at", "-pk"]
         constraints = [text_length_check("update", "narrative", LONG_TEXT)]
+        # Home's "stuck" reads the updates since a date: the few recent ones, not every item's latest.
+        indexes = [models.Index(fields=["created_at", "recommendation"], name="update_created_rec_idx")]
 
     def __str__(self) -> str:
         return f"Update on {self.recommendation.reference} by {self.author} at {self.created_at:%Y-%m-%d}"
@@ -760,6 +769,8 @@ class Evidence(models.Model):
             text_length_check("evidence", "note", LONG_TEXT),
             text_length_check("evidence", "rejection_reason", SHORT_TEXT),
         ]
+        # Home's "evidence awaiting a verdict" starts from the few pending pieces, not from every open item.
+        indexes = [models.Index(fields=["recommendation"], condition=Q(verdict="pending"), name="evidence_pending_idx")]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} evidence on {self.recommendation.reference}: {self.description[:60]}"

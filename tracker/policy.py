@@ -170,12 +170,8 @@ def involved_user_ids(rec: Recommendation) -> set[int]:
     return ids
 
 
-def with_facts(qs: QuerySet[Recommendation], user: User, *, measures: bool = True) -> QuerySet[Recommendation]:
-    """Annotate what :class:`Facts` needs, so deciding for a whole page costs no query per row.
-
-    ``measures=False`` leaves out the outcome measures' prefetch, for a caller that never decides closing
-    (home's inbox): a row's ``Facts.outcome_problem`` then queries its own.
-    """
+def with_facts(qs: QuerySet[Recommendation], user: User) -> QuerySet[Recommendation]:
+    """Annotate what :class:`Facts` needs, so deciding for a whole page costs no query per row."""
 
     def evidence_count(condition: Q) -> Coalesce:
         counted = (
@@ -190,28 +186,32 @@ def with_facts(qs: QuerySet[Recommendation], user: User, *, measures: bool = Tru
     not_rejected = ~Q(verdict=_VERDICT.REJECTED)
     outcome = Q(category=Evidence.Category.OUTCOME)
     accepted = Q(verdict=_VERDICT.ACCEPTED)
-    reopened = (
-        RecommendationEvent.objects.filter(recommendation=OuterRef("pk"), action=Event.REOPENED)
-        .order_by("-at")
-        .values("at")[:1]
-    )
     qs = qs.annotate(
         fact_live_evidence=evidence_count(not_rejected),
         fact_live_outcome=evidence_count(not_rejected & outcome),
         fact_pending=evidence_count(Q(verdict=_VERDICT.PENDING)),
         fact_accepted=evidence_count(accepted),
         fact_accepted_outcome=evidence_count(accepted & outcome),
-        fact_opened_at=Coalesce(Subquery(reopened), F("created_at")),
     )
-    if measures:
-        qs = qs.prefetch_related(outcomes.measures_prefetch())
-    qs = qs.annotate(
+    qs = with_involved(qs, user).prefetch_related(outcomes.measures_prefetch())
+    return qs.annotate(
         fact_gate_overridden=Exists(
             RecommendationEvent.objects.filter(
                 recommendation=OuterRef("pk"), action=Event.OUTCOME_GATE_OVERRIDDEN, at__gte=OuterRef("fact_opened_at")
             )
         )
     )
+
+
+def with_involved(qs: QuerySet[Recommendation], user: User) -> QuerySet[Recommendation]:
+    """Annotate only four eyes' fact, did ``user`` do the work since the item was last opened (``fact_involved``,
+    and ``fact_opened_at`` it reads), for a caller that asks no other fact (home's inbox)."""
+    reopened = (
+        RecommendationEvent.objects.filter(recommendation=OuterRef("pk"), action=Event.REOPENED)
+        .order_by("-at")
+        .values("at")[:1]
+    )
+    qs = qs.annotate(fact_opened_at=Coalesce(Subquery(reopened), F("created_at")))
     if user.pk is None:
         return qs.annotate(fact_involved=Q(pk__isnull=True))
     history = Recommendation.history.model.objects.filter(
@@ -223,11 +223,18 @@ def with_facts(qs: QuerySet[Recommendation], user: User, *, measures: bool = Tru
     added = Evidence.objects.filter(
         recommendation=OuterRef("pk"), added_by_id=user.pk, added_at__gte=OuterRef("fact_opened_at")
     )
-    return qs.annotate(
-        # "owner_id = me" is NULL, not false, for an unowned row, and a NULL fact reads as "not annotated"
-        # (four queries for that row): the IS NOT NULL makes it false.
-        fact_involved=Q(owner_id=user.pk, owner__isnull=False) | Exists(history) | Exists(work) | Exists(added),
+    # Each since-opened test is asked only of the few items the person ever did such work on (a set read once
+    # from the owner, actor and author indexes), not of every row: a reviewer's home reads every item awaiting.
+    ever = (
+        Q(pk__in=Recommendation.history.model.objects.filter(owner_id=user.pk).values("id"))
+        | Q(pk__in=RecommendationEvent.objects.filter(actor_id=user.pk).values("recommendation_id"))
+        | Q(pk__in=Evidence.objects.filter(added_by_id=user.pk).values("recommendation_id"))
     )
+    # "Owns it now" as the set of their items, not "owner_id = me": a test on the id alone, which an index of the
+    # rows' status holds, so testing every item awaiting assurance reads no row (and it is never NULL, as
+    # "owner_id = me" is for an unowned row, which would read as "not annotated": four queries for that row).
+    owns = Q(pk__in=Recommendation.objects.filter(owner_id=user.pk).values("pk"))
+    return qs.annotate(fact_involved=owns | (ever & (Exists(history) | Exists(work) | Exists(added))))
 
 
 # The state guards: each returns None when the action may happen now, else the reason it may not.

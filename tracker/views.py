@@ -86,7 +86,7 @@ def home(request: HttpRequest) -> HttpResponse:
     context["deadlines"] = inbox.inspection_deadlines(request.user, context["today"])
     context["ahead_days"], context["passed_days"] = deadlines.INBOX_AHEAD_DAYS, deadlines.INBOX_PASSED_DAYS
     if inbox.shows_summary(request.user):
-        context["figures"] = inbox.summary(visible)
+        context["figures"] = inbox.summary(request.user, visible)
         context["changes"] = inbox.changes_since(request.user, visible)
     return render(request, "tracker/home.html", context)
 
