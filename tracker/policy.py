@@ -110,6 +110,16 @@ class Facts:
     def cause_of_concern(self) -> bool:
         return self.rec.finding.kind == Finding.Kind.CAUSE_OF_CONCERN
 
+    # Asked by a dozen actions' guards of each row: worked out once (``is_open`` tests the row against a Q).
+
+    @cached_property
+    def is_open(self) -> bool:
+        return self.rec.is_open
+
+    @cached_property
+    def status_label(self) -> str:
+        return self.rec.get_status_display().lower()
+
     # Closure follows outcomes (issue 16): read only when a gated recommendation could otherwise close.
 
     @cached_property
@@ -128,8 +138,9 @@ class Facts:
         if not outcomes.is_gated(self.rec) or self.gate_overridden:
             return None
         # Lists prefetch the measures with their data (with_facts): no query per row.
-        prefetched = "measures" in getattr(self.rec, "_prefetched_objects_cache", {})
-        measures = list(self.rec.measures.all()) if prefetched else outcomes.load_measures(self.rec)
+        measures = getattr(self.rec, outcomes.GATE_MEASURES, None)
+        if measures is None:
+            measures = outcomes.load_measures(self.rec)
         return outcomes.gate_problem(self.rec, measures, overridden=False)
 
 
@@ -233,11 +244,11 @@ def with_facts(qs: QuerySet[Recommendation], user: User, *, measures: bool = Tru
 # The state guards: each returns None when the action may happen now, else the reason it may not.
 
 
-def _not_open(rec: Recommendation, doing: str) -> str | None:
-    if rec.is_open:
+def _not_open(facts: Facts, doing: str) -> str | None:
+    if facts.is_open:
         return None
-    return f"This recommendation is {rec.get_status_display().lower()}; {doing} only while it is open. " + (
-        "A governance lead can reopen it." if rec.status == Status.CLOSED else "It has been replaced."
+    return f"This recommendation is {facts.status_label}; {doing} only while it is open. " + (
+        "A governance lead can reopen it." if facts.rec.status == Status.CLOSED else "It has been replaced."
     )
 
 
@@ -374,7 +385,7 @@ def closing_checklist(user: User, rec: Recommendation, facts: Facts | None = Non
 
 
 def _review_evidence_problem(rec: Recommendation, facts: Facts) -> str | None:
-    problem = _not_open(rec, "its evidence can be given a verdict")
+    problem = _not_open(facts, "its evidence can be given a verdict")
     if problem:
         return problem
     if facts.involved:
@@ -400,7 +411,7 @@ def _reopen_problem(rec: Recommendation, facts: Facts) -> str | None:
 
 
 def _set_outcome_gated_problem(rec: Recommendation, facts: Facts) -> str | None:
-    problem = _not_open(rec, "whether it closes on outcomes can be changed")
+    problem = _not_open(facts, "whether it closes on outcomes can be changed")
     if problem:
         return problem
     if facts.cause_of_concern:
@@ -427,24 +438,24 @@ def _override_problem(rec: Recommendation, facts: Facts) -> str | None:
 
 _STATE_RULES = {
     Action.VIEW: lambda rec, facts: None,
-    Action.UPDATE: lambda rec, facts: _not_open(rec, "progress can be posted"),
-    Action.ADD_EVIDENCE: lambda rec, facts: _not_open(rec, "evidence can be added"),
+    Action.UPDATE: lambda rec, facts: _not_open(facts, "progress can be posted"),
+    Action.ADD_EVIDENCE: lambda rec, facts: _not_open(facts, "evidence can be added"),
     Action.SUBMIT: submit_problem,
     Action.REVIEW_EVIDENCE: _review_evidence_problem,
     Action.CLOSE: close_problem,
     Action.RETURN: _return_problem,
     Action.REOPEN: _reopen_problem,
-    Action.REASSIGN: lambda rec, facts: _not_open(rec, "its owner can be changed"),
-    Action.CHANGE_TARGET_DATE: lambda rec, facts: _not_open(rec, "its target date can be changed"),
-    Action.CHANGE_REVIEW_INTERVAL: lambda rec, facts: _not_open(rec, "its review interval can be changed"),
-    Action.SUPERSEDE: lambda rec, facts: _not_open(rec, "it can be superseded"),
-    Action.EDIT: lambda rec, facts: _not_open(rec, "its wording can be changed"),
-    Action.SET_RAG: lambda rec, facts: _not_open(rec, "its RAG rating can be set"),
+    Action.REASSIGN: lambda rec, facts: _not_open(facts, "its owner can be changed"),
+    Action.CHANGE_TARGET_DATE: lambda rec, facts: _not_open(facts, "its target date can be changed"),
+    Action.CHANGE_REVIEW_INTERVAL: lambda rec, facts: _not_open(facts, "its review interval can be changed"),
+    Action.SUPERSEDE: lambda rec, facts: _not_open(facts, "it can be superseded"),
+    Action.EDIT: lambda rec, facts: _not_open(facts, "its wording can be changed"),
+    Action.SET_RAG: lambda rec, facts: _not_open(facts, "its RAG rating can be set"),
     **{  # issue 16
-        Action.MANAGE_PLAN: lambda rec, facts: _not_open(rec, "its action plan can be changed"),
-        Action.UPDATE_PLAN_ACTION: lambda rec, facts: _not_open(rec, "its plan actions can be updated"),
-        Action.MANAGE_MEASURES: lambda rec, facts: _not_open(rec, "outcome measures can be added"),
-        Action.ENTER_MEASURE_DATA: lambda rec, facts: _not_open(rec, "outcome data can be entered"),
+        Action.MANAGE_PLAN: lambda rec, facts: _not_open(facts, "its action plan can be changed"),
+        Action.UPDATE_PLAN_ACTION: lambda rec, facts: _not_open(facts, "its plan actions can be updated"),
+        Action.MANAGE_MEASURES: lambda rec, facts: _not_open(facts, "outcome measures can be added"),
+        Action.ENTER_MEASURE_DATA: lambda rec, facts: _not_open(facts, "outcome data can be entered"),
         Action.SET_OUTCOME_GATED: lambda rec, facts: _set_outcome_gated_problem(rec, facts),
         Action.OVERRIDE_OUTCOME_GATE: lambda rec, facts: _override_problem(rec, facts),
     },
