@@ -149,7 +149,9 @@ class RecommendationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Tr
     ordering = ["next_review_due", "pk"]
 
     def get_queryset(self) -> QuerySet[Recommendation]:
-        visible = permissions.visible_recommendations(self.request.user).with_related()
+        # The finding (reference, inspection, kind) and the owner: not the inspection and organisation that
+        # with_related() also joins, which a recommendation's JSON never reads (it has organisation_id).
+        visible = permissions.visible_recommendations(self.request.user).select_related("finding", "owner")
         return policy.with_facts(visible, self.request.user)
 
     # Who may ever do each write is checked before its body is read, so a role refusal is a 403 even
