@@ -290,8 +290,7 @@ def submit_conditions(rec: Recommendation, facts: Facts) -> Iterator[Condition]:
         "in_progress",
         "Work on it is in progress",
         rec.status == Status.IN_PROGRESS,
-        "Only a recommendation in progress can be submitted for assurance; "
-        f"this one is {rec.get_status_display().lower()}.",
+        f"Only a recommendation in progress can be submitted for assurance; this one is {facts.status_label}.",
         "It is in progress.",
     )
     counts = facts.evidence
@@ -323,7 +322,7 @@ def close_conditions(rec: Recommendation, facts: Facts) -> Iterator[Condition]:
         "awaiting_assurance",
         "Submitted for assurance",
         rec.status == Status.AWAITING_ASSURANCE,
-        f"Only a recommendation awaiting assurance can be closed; this one is {rec.get_status_display().lower()}.",
+        f"Only a recommendation awaiting assurance can be closed; this one is {facts.status_label}.",
         "It awaits assurance.",
     )
     yield Condition(
@@ -435,7 +434,7 @@ def _override_problem(rec: Recommendation, facts: Facts) -> str | None:
     if rec.status != Status.AWAITING_ASSURANCE:
         return (
             "An outcome override is recorded at assurance: only for a recommendation awaiting assurance; "
-            f"this one is {rec.get_status_display().lower()}."
+            f"this one is {facts.status_label}."
         )
     if not outcomes.is_gated(rec):
         return "This recommendation does not close on outcomes, so there is nothing to override."
