@@ -12,6 +12,7 @@ from rest_framework.serializers import ModelSerializer
 from tests.factories import EvidenceFactory, FindingFactory, RecommendationFactory, ThemeFactory
 from tracker import permissions, policy
 from tracker.api.serializers import RecommendationSerializer
+from tracker.filters import RecommendationFilter
 from tracker.models import Recommendation
 
 TODAY = timezone.localdate()
@@ -159,6 +160,26 @@ def test_a_recommendation_reads_as_drf_would_write_its_declared_fields(plan, lea
     assert listed == by_drf and len(listed) == 4
     assert {rec["status"] for rec in listed} == {"not_started", "in_progress", "superseded"}
     assert [lead_api.get(f"/api/recommendations/{rec['id']}/").json() for rec in listed] == by_drf
+
+
+def test_the_filter_form_is_built_only_when_a_filter_is_named(plan, lead_api, monkeypatch):
+    built = []
+    monkeypatch.setattr(RecommendationFilter, "__init__", _counted(RecommendationFilter.__init__, built))
+
+    assert len(ids(lead_api.get("/api/recommendations/", {"page_size": 10, "ordering": "title"}))) == 4
+    assert lead_api.get(f"/api/recommendations/{plan['soon'].pk}/").status_code == 200
+    assert built == []
+    assert ids(lead_api.get("/api/recommendations/", {"overdue": "true", "page_size": 10})) == [plan["overdue"].pk]
+    assert lead_api.get(f"/api/recommendations/{plan['soon'].pk}/", {"overdue": "true"}).status_code == 404
+    assert len(built) == 2
+
+
+def _counted(init, calls: list):
+    def counting(self, *args, **kwargs):
+        calls.append(self)
+        init(self, *args, **kwargs)
+
+    return counting
 
 
 def test_findings_can_be_searched_and_filtered_by_theme(plan, lead_api):

@@ -143,6 +143,8 @@ class RecommendationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Tr
 
     serializer_class = serializers.RecommendationSerializer
     filterset_class = RecommendationFilter
+    # None of its filters is a range (two parameters of other names), so NamedFilterBackend's test holds.
+    filter_backends = [filters.NamedFilterBackend, filters.StrictOrderingFilter]
     # Pages by cursor, each order with the id as its tiebreak (tracker.keyset): no count, no OFFSET.
     pagination_class = CursorPagination
     ordering_fields = ["next_review_due", "target_date", "status", "rag", "title", "updated_at", "id"]
