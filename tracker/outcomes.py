@@ -144,11 +144,15 @@ def _latest_points(limit: int) -> Prefetch:
     return Prefetch("data_points", queryset=latest, to_attr=LATEST_POINTS)
 
 
+GATE_MEASURES = "gate_measures"
+
+
 def measures_prefetch() -> Prefetch:
     """Recommendations' measures with the data points the gate reads, for a list: two queries per page, and
-    memory bounded by the number of measures, not by their history."""
+    memory bounded by the number of measures, not by their history. As a plain list in ``GATE_MEASURES``:
+    filed under the related manager, Django would build a queryset for every row of the page."""
     measures = OutcomeMeasure.objects.select_related("supplier").prefetch_related(_latest_points(periods_required()))
-    return Prefetch("measures", queryset=measures)
+    return Prefetch("measures", queryset=measures, to_attr=GATE_MEASURES)
 
 
 def load_measures(rec: Recommendation, periods: int = 0) -> list[OutcomeMeasure]:

@@ -1,11 +1,18 @@
 """Lists: the pages' filters, ordering, search and pagination, through the API."""
 
 import datetime as dt
+import json
+from types import SimpleNamespace
 
 import pytest
 from django.utils import timezone
+from rest_framework.renderers import JSONRenderer
+from rest_framework.serializers import ModelSerializer
 
-from tests.factories import FindingFactory, RecommendationFactory, ThemeFactory
+from tests.factories import EvidenceFactory, FindingFactory, RecommendationFactory, ThemeFactory
+from tracker import permissions, policy
+from tracker.api.serializers import RecommendationSerializer
+from tracker.filters import RecommendationFilter
 from tracker.models import Recommendation
 
 TODAY = timezone.localdate()
@@ -134,6 +141,45 @@ def test_a_recommendation_says_what_the_caller_may_do_now_and_why_not(plan, clie
     theirs = client_for(rita).get(f"/api/recommendations/{rec.pk}/").json()
     assert theirs["allowed_actions"] == ["view"]
     assert set(theirs["blocked_actions"]) == {"close", "return", "review_evidence", "override_outcome_gate"}
+
+
+def test_a_recommendation_reads_as_drf_would_write_its_declared_fields(plan, lead_api, lead, olly):
+    # RecommendationSerializer writes its fields out by hand, for speed: the same JSON as DRF's own walk.
+    Recommendation.objects.filter(pk=plan["later"].pk).update(
+        target_date=TODAY + dt.timedelta(days=9), rag="green", status=Recommendation.Status.IN_PROGRESS
+    )
+    Recommendation.objects.filter(pk=plan["closed"].pk).update(
+        status=Recommendation.Status.SUPERSEDED, superseded_by=plan["soon"], target_date=TODAY
+    )
+    EvidenceFactory(recommendation=plan["soon"], added_by=olly)
+    rows = policy.with_facts(permissions.visible_recommendations(lead).with_related(), lead).order_by("pk")
+    serializer = RecommendationSerializer(context={"request": SimpleNamespace(user=lead)})
+    by_drf = json.loads(JSONRenderer().render([ModelSerializer.to_representation(serializer, rec) for rec in rows]))
+
+    listed = lead_api.get("/api/recommendations/", {"ordering": "id"}).json()["results"]
+    assert listed == by_drf and len(listed) == 4
+    assert {rec["status"] for rec in listed} == {"not_started", "in_progress", "superseded"}
+    assert [lead_api.get(f"/api/recommendations/{rec['id']}/").json() for rec in listed] == by_drf
+
+
+def test_the_filter_form_is_built_only_when_a_filter_is_named(plan, lead_api, monkeypatch):
+    built = []
+    monkeypatch.setattr(RecommendationFilter, "__init__", _counted(RecommendationFilter.__init__, built))
+
+    assert len(ids(lead_api.get("/api/recommendations/", {"page_size": 10, "ordering": "title"}))) == 4
+    assert lead_api.get(f"/api/recommendations/{plan['soon'].pk}/").status_code == 200
+    assert built == []
+    assert ids(lead_api.get("/api/recommendations/", {"overdue": "true", "page_size": 10})) == [plan["overdue"].pk]
+    assert lead_api.get(f"/api/recommendations/{plan['soon'].pk}/", {"overdue": "true"}).status_code == 404
+    assert len(built) == 2
+
+
+def _counted(init, calls: list):
+    def counting(self, *args, **kwargs):
+        calls.append(self)
+        init(self, *args, **kwargs)
+
+    return counting
 
 
 def test_findings_can_be_searched_and_filtered_by_theme(plan, lead_api):

@@ -6,6 +6,7 @@ from typing import Any
 
 import django_filters
 from django import forms
+from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework.exceptions import ValidationError
@@ -24,6 +25,21 @@ class IdField(forms.IntegerField):
 @extend_schema_field(OpenApiTypes.INT)
 class IdFilter(django_filters.NumberFilter):
     field_class = IdField
+
+
+class NamedFilterBackend(DjangoFilterBackend):
+    """Builds the filter form only when the request names one of its filters (each a parameter of its own name).
+
+    A form whose every field is empty filters nothing, and building the recommendations' (its choices, its
+    querysets of inspections, owners and themes) was a tenth of a recommendation's detail and some of every
+    plain list page.
+    """
+
+    def filter_queryset(self, request, queryset, view) -> Any:
+        filterset_class = self.get_filterset_class(view, queryset)
+        if filterset_class is not None and not request.query_params.keys() & filterset_class.base_filters.keys():
+            return queryset
+        return super().filter_queryset(request, queryset, view)
 
 
 class StrictOrderingFilter(OrderingFilter):

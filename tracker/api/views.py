@@ -143,13 +143,17 @@ class RecommendationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Tr
 
     serializer_class = serializers.RecommendationSerializer
     filterset_class = RecommendationFilter
+    # None of its filters is a range (two parameters of other names), so NamedFilterBackend's test holds.
+    filter_backends = [filters.NamedFilterBackend, filters.StrictOrderingFilter]
     # Pages by cursor, each order with the id as its tiebreak (tracker.keyset): no count, no OFFSET.
     pagination_class = CursorPagination
     ordering_fields = ["next_review_due", "target_date", "status", "rag", "title", "updated_at", "id"]
     ordering = ["next_review_due", "pk"]
 
     def get_queryset(self) -> QuerySet[Recommendation]:
-        visible = permissions.visible_recommendations(self.request.user).with_related()
+        # The finding (reference, inspection, kind) and the owner: not the inspection and organisation that
+        # with_related() also joins, which a recommendation's JSON never reads (it has organisation_id).
+        visible = permissions.visible_recommendations(self.request.user).select_related("finding", "owner")
         return policy.with_facts(visible, self.request.user)
 
     # Who may ever do each write is checked before its body is read, so a role refusal is a 403 even
