@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('tracker', '0016_scale_counts'),
+        ('tracker', '0017_inbox'),
     ]
 
     operations = [
