@@ -222,7 +222,8 @@ def with_facts(qs: QuerySet[Recommendation], user: User) -> QuerySet[Recommendat
 
 
 @cache
-def _opened_at() -> Coalesce:
+def _opened_at_expression() -> Coalesce:
+    """``_opened_at`` for every row of a query: the latest reopening, else the creation."""
     reopened = (
         RecommendationEvent.objects.filter(recommendation=OuterRef("pk"), action=Event.REOPENED)
         .order_by("-at")
@@ -234,7 +235,7 @@ def _opened_at() -> Coalesce:
 def with_involved(qs: QuerySet[Recommendation], user: User) -> QuerySet[Recommendation]:
     """Annotate only four eyes' fact, did ``user`` do the work since the item was last opened (``fact_involved``,
     and ``fact_opened_at`` it reads), for a caller that asks no other fact (home's inbox)."""
-    return qs.annotate(fact_opened_at=_opened_at()).annotate(fact_involved=_involved(user.pk))
+    return qs.annotate(fact_opened_at=_opened_at_expression()).annotate(fact_involved=_involved(user.pk))
 
 
 @lru_cache(maxsize=1024)
