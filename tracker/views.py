@@ -189,7 +189,8 @@ def recommendation_list(request: HttpRequest) -> HttpResponse:
     # What may be done in bulk to this page's rows: the policy, row by row (no query: these rules read the row).
     offered, selectable = set(), set()
     for rec in page.rows:
-        allowed = {name for name, action in BULK_ACTIONS.items() if policy.decide(request.user, rec, action)}
+        decided = policy.decisions(request.user, rec, actions=BULK_ACTIONS.values())
+        allowed = {name for name, action in BULK_ACTIONS.items() if decided[action]}
         offered |= allowed
         if allowed:
             selectable.add(rec.pk)
