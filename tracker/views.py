@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import wraps
@@ -24,6 +25,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
 from tracker import bulk, deadlines, inbox, keyset, permissions, policy, sources, workflow
+from tracker import counts as tracker_counts
 from tracker import forms as staff_forms
 from tracker.models import AccessLog, Evidence, Finding, Recommendation, RecommendationEvent, SavedFilter
 from tracker.permissions import Action
@@ -106,6 +108,13 @@ def _list_query(request: HttpRequest) -> str:
     for name in ("cursor", "page"):
         query.pop(name, None)
     return query.urlencode()
+
+
+def _unfiltered(filterset) -> bool:
+    """No filter narrows the list (a sort or a page is not a filter), and none is refused."""
+    if not filterset.is_bound:
+        return True
+    return filterset.is_valid() and all(value in (None, "", []) for value in filterset.form.cleaned_data.values())
 
 
 def _list_post(request: HttpRequest, bulk_form) -> HttpResponse | None:
@@ -203,20 +212,20 @@ def recommendation_list(request: HttpRequest) -> HttpResponse:
         response = _list_post(request, bulk_form)
         if response is not None:
             return response
-    # Every count in one grouped query over the filtered rows (the overdue ones are all open), or for a
-    # search from its capped read.
+    # Every count in one query: for the whole organisation unfiltered, from the counts kept as rows change;
+    # for a search, from its capped read; otherwise grouped over the filtered rows (overdue ones are all open).
     if capped is not None:
-        by_status = {}
-        for _pk, status, is_overdue in capped[: SEARCH_COUNT_LIMIT + 1]:
-            row = by_status.setdefault(status, {"n": 0, "overdue": 0})
-            row["n"] += 1
-            row["overdue"] += bool(is_overdue)
+        by_status = Counter(status for _pk, status, _overdue in capped[: SEARCH_COUNT_LIMIT + 1])
+        overdue_count = sum(bool(is_overdue) for _pk, _status, is_overdue in capped[: SEARCH_COUNT_LIMIT + 1])
+    elif sees_all and tracker_counts.kept() and _unfiltered(filterset):
+        by_status, overdue_count = tracker_counts.by_status(request.user.organisation_id, timezone.localdate())
     else:
-        by_status = {
-            row["status"]: row
-            for row in results.order_by().values("status").annotate(n=Count("pk"), overdue=Count("pk", filter=overdue))
-        }
-    counts = [(label, by_status.get(value, {}).get("n", 0)) for value, label in Recommendation.Status.choices]
+        grouped = list(
+            results.order_by().values_list("status").annotate(n=Count("pk"), overdue=Count("pk", filter=overdue))
+        )
+        by_status = {status: n for status, n, _overdue in grouped}
+        overdue_count = sum(late for _status, _n, late in grouped)
+    counts = [(label, by_status.get(value, 0)) for value, label in Recommendation.Status.choices]
     total = sum(n for _label, n in counts)
     query = _list_query(request)
     selected = {int(v) for v in request.POST.getlist("selected") if v.isdigit()} if bulk_form.is_bound else set()
@@ -230,7 +239,7 @@ def recommendation_list(request: HttpRequest) -> HttpResponse:
             "total": total,
             "more_than": f"{SEARCH_COUNT_LIMIT:,}" if searched and total > SEARCH_COUNT_LIMIT else None,
             "counts": counts,
-            "overdue_count": sum(row["overdue"] for row in by_status.values()),
+            "overdue_count": overdue_count,
             "sort": sort,
             "sorts": staff_forms.SORT_LABELS,
             "today": timezone.localdate(),

@@ -3,12 +3,20 @@ row; below the limit the counts are exact."""
 
 from __future__ import annotations
 
+import datetime as dt
+import re
+
 import pytest
 from django.db import connection
+from django.db.models import Count
+from django.http import QueryDict
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from tests.factories import RecommendationFactory
 from tracker import views
+from tracker.filters import RecommendationFilter
+from tracker.models import Recommendation
 
 LIST = "/recommendations/"
 
@@ -52,3 +60,48 @@ def test_a_filter_without_words_is_counted_exactly_whatever_the_limit(client, ri
     html = client.get(LIST, {"status": "in_progress"}).content.decode()
     assert "2 recommendations<" in html
     assert "More than" not in html
+
+
+def _shown(html: str) -> dict[str, int]:
+    counts = re.search(r'<ul class="govuk-list tracker-counts".*?</ul>', html, re.S).group(0)
+    return {label: int(n) for label, n in re.findall(r"<li>([^:<]+): <strong>(\d+)</strong></li>", counts)}
+
+
+def _fresh(scope) -> dict[str, int]:
+    by_status = dict(scope.order_by().values_list("status").annotate(n=Count("pk")))
+    fresh = {label: by_status.get(value, 0) for value, label in Recommendation.Status.choices}
+    return fresh | {"Review overdue": scope.overdue(timezone.localdate()).count()}
+
+
+@pytest.mark.parametrize("query", ["", "?sort=owner", "?inspection=&q=+", "?status=closed", "?overdue=false"])
+def test_the_counts_shown_equal_a_fresh_count_through_every_kind_of_write(
+    client, rita, inspection, other_org, olly, query
+):
+    today = timezone.localdate()
+    recs = [
+        RecommendationFactory(
+            finding__inspection=inspection,
+            owner=olly,
+            status=["not_started", "in_progress", "awaiting_assurance", "closed"][n % 4],
+            next_review_due=today + dt.timedelta(days=n % 3 - 1),
+        )
+        for n in range(12)
+    ]
+    RecommendationFactory(finding__inspection__organisation=other_org, next_review_due=today - dt.timedelta(days=9))
+    Recommendation.objects.filter(pk=recs[0].pk).update(status="closed")  # raw: no workflow, no signal
+    Recommendation.objects.filter(pk=recs[1].pk).delete()
+    client.force_login(rita)
+
+    shown = _shown(client.get(LIST + query).content.decode())
+
+    scope = Recommendation.objects.filter(organisation=rita.organisation)
+    filtered = RecommendationFilter(QueryDict(query.lstrip("?")), queryset=scope).qs
+    assert shown == _fresh(filtered)
+    assert _fresh(scope)["Review overdue"] == 2 and _fresh(scope)["Closed"] == 4
+
+
+def test_a_refused_filter_counts_nothing(client, rita, inspection):
+    RecommendationFactory(finding__inspection=inspection)
+    client.force_login(rita)
+    html = client.get(LIST, {"status": "bogus"}).content.decode()
+    assert "0 recommendations<" in html and set(_shown(html).values()) == {0}
