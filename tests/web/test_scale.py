@@ -308,7 +308,8 @@ def _agree(searches=SEARCHES) -> None:
     for words in searches:
         indexed = set(Recommendation.objects.filter(search.matches(words)).values_list("pk", flat=True))
         plain = set(Recommendation.objects.filter(_like(words)).values_list("pk", flat=True))
-        assert indexed == plain, words
+        row_by_row = set(Recommendation.objects.filter(search.like(words)).values_list("pk", flat=True))
+        assert indexed == plain == row_by_row, words
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from tests.factories import RecommendationFactory
-from tracker import views
+from tracker import search, views
 from tracker.filters import RecommendationFilter
 from tracker.models import Recommendation
 
@@ -105,3 +105,40 @@ def test_a_refused_filter_counts_nothing(client, rita, inspection):
     client.force_login(rita)
     html = client.get(LIST, {"status": "bogus"}).content.decode()
     assert "0 recommendations<" in html and set(_shown(html).values()) == {0}
+
+
+@pytest.mark.parametrize("sort", ["due", "-due", "title", "status", "owner"])
+@pytest.mark.parametrize("walk", [4, 12, 1000])
+def test_testing_the_first_rows_finds_what_the_index_finds(client, rita, inspection, olly, monkeypatch, sort, walk):
+    today = timezone.localdate()
+    for n in range(30):
+        RecommendationFactory(
+            finding__inspection=inspection,
+            finding__reference="SUP1" if n == 7 else f"R{n}",
+            finding__summary="Supervision was weak." if n % 7 == 0 else "-",
+            title=f"Supervision {n}" if n % 3 == 0 else f"Other {n % 4}",
+            outcome_measure="supervised" if n % 5 == 0 else "-",
+            owner=olly if n % 2 else None,
+            status=["not_started", "in_progress", "closed"][n % 3],
+            next_review_due=today + dt.timedelta(days=n % 4 - 1),
+        )
+    monkeypatch.setattr(views, "PAGE_SIZE", 3)
+    monkeypatch.setattr(views, "SEARCH_COUNT_LIMIT", 5)
+    monkeypatch.setattr(views, "SEARCH_WALK", walk)
+    client.force_login(rita)
+
+    def shown(words: str) -> tuple[list[str], str]:
+        html = client.get(LIST, {"q": words, "sort": sort}).content.decode()
+        counts = re.search(r'<h2 class="govuk-heading-m" id="results".*?</(ul|p)>', html, re.S).group(0)
+        return re.findall(r'href="(/recommendations/\d+/)"', html), counts
+
+    for words in ["supervis", "SUP1", "weak", "other 1", "nothing at all"]:
+        with CaptureQueriesContext(connection) as captured:
+            walked = shown(words)
+        reads = [q["sql"] for q in captured.captured_queries if "is_overdue" in q["sql"]]
+        if search.tests_rows_first() and sort != "owner" and words == "supervis":
+            # Four rows held too few matches, so the index was read too; twelve or all of them, enough.
+            assert len(reads) == (2 if walk == 4 else 1), reads
+        with monkeypatch.context() as patched:
+            patched.setattr(search, "tests_rows_first", lambda: False)
+            assert walked == shown(words), words
