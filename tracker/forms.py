@@ -576,7 +576,8 @@ class SaveFilterForm(StaffForm):
 
 
 # Each ends in the id, so that the order is total and a cursor (tracker.keyset) names one place in it;
-# all but reference, target date and owner are read straight from an index (Recommendation.Meta.indexes).
+# all but reference and target date are read straight from an index (Recommendation.Meta.indexes; the owner's
+# through User.Meta.indexes, people in name order, so the owner's id comes before the review date).
 SORTS = {
     "due": ("next_review_due", "pk"),
     "-due": ("-next_review_due", "-pk"),
@@ -585,7 +586,7 @@ SORTS = {
     "status": ("status", "next_review_due", "pk"),
     "rag": ("rag", "next_review_due", "pk"),
     "target": ("target_date", "next_review_due", "pk"),
-    "owner": ("owner__last_name", "owner__first_name", "next_review_due", "pk"),
+    "owner": ("owner__last_name", "owner__first_name", "owner_id", "next_review_due", "pk"),
 }
 SORT_LABELS = {
     "due": "Next review due (soonest first)",

@@ -17,7 +17,7 @@ import binascii
 import datetime as dt
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import reduce
 from operator import and_, or_
 from typing import Any
@@ -38,6 +38,8 @@ class Key:
     descending: bool
     field: models.Field
     nullable: bool
+    # The nullable relation it is read through ("owner"), when that is the only reason it may be NULL.
+    through: str | None = None
 
     def order_by(self) -> models.OrderBy:
         expression = F(self.path)
@@ -46,7 +48,7 @@ class Key:
         return expression.asc(nulls_last=True) if self.nullable else expression.asc()
 
     def reversed(self) -> Key:
-        return Key(self.path, self.attrs, not self.descending, self.field, self.nullable)
+        return replace(self, descending=not self.descending)
 
 
 @dataclass(frozen=True)
@@ -69,10 +71,11 @@ def keys(model: type[models.Model], ordering: Sequence[str]) -> list[Key]:
     result = []
     for term in terms:
         path = term.lstrip("-")
-        current, nullable, field, attrs = model, False, None, []
+        current, field, attrs, nulls = model, None, [], []
         for part in path.split("__"):
             field = current._meta.pk if part == "pk" else current._meta.get_field(part)
-            nullable = nullable or field.null
+            if field.null:
+                nulls.append("__".join([*path.split("__")[: len(attrs)], part]))
             attrs.append(field.attname if part != "pk" else "pk")
             if field.is_relation:
                 attrs[-1] = part
@@ -80,7 +83,8 @@ def keys(model: type[models.Model], ordering: Sequence[str]) -> list[Key]:
         if field.is_relation:  # "owner" means the owner's id, read without loading the owner
             attrs[-1] = field.attname
             field = field.target_field
-        result.append(Key(path, tuple(attrs), term.startswith("-"), field, nullable))
+        through = nulls[0] if len(nulls) == 1 and nulls[0] != path and "__" in path else None
+        result.append(Key(path, tuple(attrs), term.startswith("-"), field, bool(nulls), through))
     return result
 
 
@@ -111,19 +115,16 @@ def paginate(
     order = keys(queryset.model, ordering)
     backwards, boundary = _decode(cursor, order) if cursor else (False, None)
     walk = [key.reversed() for key in order] if backwards else order
-    ordered = queryset.order_by(*(key.order_by() for key in walk))
-    if boundary is not None:
-        ordered = ordered.filter(_after(walk, boundary))
     if two_steps:
         if ids is None or cursor:
-            ids = list(ordered.values_list("pk", flat=True)[: size + 1])
+            ids = _ids(queryset, walk, boundary, size + 1)
         ids = list(ids[: size + 1])
         more, ids = len(ids) > size, ids[:size]
         source = queryset if rows_from is None else rows_from
         by_id = {row.pk: row for row in source.order_by().filter(pk__in=ids)} if ids else {}
         rows = [by_id[pk] for pk in ids if pk in by_id]
     else:
-        rows = list(ordered[: size + 1])
+        rows = list(_ordered(queryset, walk, boundary)[: size + 1])
         more, rows = len(rows) > size, rows[:size]
     if backwards:
         rows.reverse()
@@ -136,6 +137,41 @@ def paginate(
         _encode(False, _values(rows[-1], order)) if has_next else None,
         _encode(True, _values(rows[0], order)) if has_previous else None,
     )
+
+
+def _ordered(queryset: QuerySet, walk: Sequence[Key], boundary: Sequence[Any] | None) -> QuerySet:
+    ordered = queryset.order_by(*(key.order_by() for key in walk))
+    return ordered if boundary is None else ordered.filter(_after(walk, boundary))
+
+
+def _ids(queryset: QuerySet, walk: Sequence[Key], boundary: Sequence[Any] | None, limit: int) -> list[Any]:
+    """Up to ``limit`` ids after ``boundary`` in ``walk``.
+
+    An order led by a column of a nullable relation (the owner's name) is read in two parts, the rows with
+    one and the rows without, each in an order an index serves: with one, an inner join, so that the
+    database can walk the related rows in their index order and each one's rows in theirs (a left join
+    must start from every row, and sorted all 50,000 by the owner's name); without one, the remaining
+    keys alone. NULL sorts last, so the rows without come after (or walking back, before) the others.
+    """
+    through = walk[0].through
+    if through is None:
+        return list(_ordered(queryset, walk, boundary).values_list("pk", flat=True)[:limit])
+    # Within each part no key read through the relation is NULL; ``_after`` may then seek on the first.
+    present = [replace(key, nullable=False) if key.through == through else key for key in walk]
+    absent = [key for key in walk if key.through != through]
+    parts = [
+        _ordered(queryset.filter(**{f"{walk[0].path}__isnull": False}), present, boundary),
+        queryset.filter(**{f"{through}__isnull": True}).order_by(*(key.order_by() for key in absent)),
+    ]
+    if boundary is not None:
+        parts[1] = parts[1].filter(_after(walk, boundary))
+    if walk[0].descending:
+        parts.reverse()
+    # Both parts are always read (each stops at the limit), so that every page costs the same queries.
+    ids = []
+    for part in parts:
+        ids += part.values_list("pk", flat=True)[:limit]
+    return ids[:limit]
 
 
 def in_order(queryset: QuerySet, ordering: Sequence[str]) -> QuerySet:

@@ -15,7 +15,7 @@ since it was last opened (created or reopened), whoever owns it now.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import cache, cached_property, lru_cache
 from typing import TYPE_CHECKING
@@ -515,13 +515,15 @@ _ALLOWED = {action: Decision(action, True) for action in Action}
 _REFUSED_BY_ROLE = {action: Decision(action, False, role_refusal(action), by_role=True) for action in Action}
 
 
-def decisions(user: User, rec: Recommendation, facts: Facts | None = None) -> dict[Action, Decision]:
-    """``decide`` for every action: the same answers, with the role half asked once per row."""
+def decisions(
+    user: User, rec: Recommendation, facts: Facts | None = None, actions: Iterable[Action] = Action
+) -> dict[Action, Decision]:
+    """``decide`` for every action (or only ``actions``): the same answers, with the role half asked once per row."""
     user = permissions.concrete(user)
     facts = facts or Facts(rec, user)
     by_role = permissions.actions_role_allows(user, rec)
     return {
-        action: _by_state(rec, action, facts) if action in by_role else _refused_by_role(action) for action in Action
+        action: _by_state(rec, action, facts) if action in by_role else _refused_by_role(action) for action in actions
     }
 
 

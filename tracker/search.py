@@ -125,6 +125,24 @@ def _fts_phrase(words: str) -> str:
     return '"' + words.replace('"', '""') + '"'
 
 
+def tests_rows_first() -> bool:
+    """Whether a search of the list tests its first rows one by one (``like``) before reading the index.
+
+    On PostgreSQL, yes: the trigram indexes find every match of a common word, to be sorted (23 ms at 50,000).
+    On SQLite, no: its findings' side of ``like`` reads every finding, and the FTS5 read is quick enough.
+    """
+    return connection.vendor == "postgresql"
+
+
+def like(words: str) -> Q:
+    """What ``matches`` means, tested row by row: for testing a few rows, not for finding them."""
+    from tracker.models import Finding
+
+    # The findings' side as one subquery (few ids, from their own indexes), so that no row joins its finding.
+    findings = Finding.objects.filter(Q(reference__iexact=words) | Q(summary__icontains=words)).values("pk")
+    return Q(title__icontains=words) | Q(outcome_measure__icontains=words) | Q(finding__in=findings)
+
+
 def matches(words: str) -> Q:
     """Recommendations matching the search ``words`` (already stripped, not empty)."""
     from tracker.models import Finding, Recommendation

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from tests.factories import OrganisationFactory, RecommendationFactory, UserFactory
 from tests.one_rule import build_states
@@ -229,3 +231,25 @@ def test_a_user_without_an_organisation_sees_an_empty_list(client, db):
     nobody = UserFactory(username="nobody", organisation=None, roles=[Role.VIEWER])
     client.force_login(nobody)
     assert client.get(LIST).status_code == 200
+
+
+def test_a_list_row_shows_each_field_escaped_and_ticked_as_sent(client, inspection, lead, olly):
+    today = timezone.localdate()
+    late = make(inspection, "<R1>", title="<b>Late</b>", owner=None, next_review_due=today - dt.timedelta(days=1))
+    closed = make(inspection, "R2", owner=olly, status="closed", rag="red", target_date=dt.date(2030, 1, 5))
+    client.force_login(lead)
+    html = bulk(client, [late, closed], selected=[late]).content.decode()
+
+    late_row, closed_row = (
+        re.search(rf'<tr class="govuk-table__row">\s*<td[^>]*>(?:(?!</tr>).)*?{pk}/"(?:(?!</tr>).)*</tr>', html, re.S)
+        for pk in (late.pk, closed.pk)
+    )
+    late_row, closed_row = late_row.group(0), closed_row.group(0)
+    assert f'id="select-{late.pk}" name="selected" type="checkbox" value="{late.pk}" checked>' in late_row
+    assert "Select &lt;R1&gt;</span>" in late_row and "&lt;R1&gt;: &lt;b&gt;Late&lt;/b&gt;</a>" in late_row
+    assert 'data-label="Owner">No owner</td>' in late_row and 'data-label="Target date">Not set</td>' in late_row
+    assert '<strong class="govuk-tag govuk-tag--red">Overdue</strong>' in late_row
+    # A closed row may not be changed: no tick box, and its own tags and dates.
+    assert f'data-label="Owner">{olly}</td>' in closed_row and "checkbox" not in closed_row
+    assert 'govuk-tag--green">Closed</strong>' in closed_row and 'govuk-tag--red">Red</strong>' in closed_row
+    assert 'data-label="Target date">5 Jan 2030</td>' in closed_row and "Overdue" not in closed_row

@@ -76,15 +76,22 @@ def test_the_list_page_does_not_grow_with_recommendations_or_users(client, rita,
     assert abs(len(large) - len(small)) < 60, (len(small), len(large))
 
 
-def _walk(client, url: str) -> list[str]:
-    """Every recommendation link on every page, following Next from ``url`` to the end."""
-    seen = []
+def _walk(client, url: str, rel: str = "next") -> list[str]:
+    """Every recommendation link on every page, following Next (or Previous) from ``url`` to the end, each
+    page's links in the order shown."""
+    pages = []
     while url:
         html = client.get(url).content.decode()
-        seen += re.findall(r'href="(/recommendations/\d+/)"', html)
-        following = re.search(r'href="([^"]+)" rel="next"', html)
+        pages.append(re.findall(r'href="(/recommendations/\d+/)"', html))
+        following = re.search(rf'href="([^"]+)" rel="{rel}"', html)
         url = LIST + unescape(following.group(1)) if following else None
-    return seen
+    return [link for page in (pages if rel == "next" else reversed(pages)) for link in page]
+
+
+def _last_page(client, url: str) -> str:
+    while following := re.search(r'href="([^"]+)" rel="next"', client.get(url).content.decode()):
+        url = LIST + unescape(following.group(1))
+    return url
 
 
 @pytest.mark.parametrize("sort", list(SORTS))
@@ -120,6 +127,8 @@ def test_following_next_visits_every_recommendation_once_in_order(client, rita, 
         return tuple(values)
 
     assert seen == sorted(seen, key=key)
+    # And back: Previous from the last page shows the same pages in the same order.
+    assert _walk(client, _last_page(client, f"{LIST}?sort={sort}"), rel="prev") == seen
 
 
 class _Reversed:
@@ -299,7 +308,8 @@ def _agree(searches=SEARCHES) -> None:
     for words in searches:
         indexed = set(Recommendation.objects.filter(search.matches(words)).values_list("pk", flat=True))
         plain = set(Recommendation.objects.filter(_like(words)).values_list("pk", flat=True))
-        assert indexed == plain, words
+        row_by_row = set(Recommendation.objects.filter(search.like(words)).values_list("pk", flat=True))
+        assert indexed == plain == row_by_row, words
 
 
 @pytest.fixture

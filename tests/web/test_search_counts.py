@@ -3,12 +3,20 @@ row; below the limit the counts are exact."""
 
 from __future__ import annotations
 
+import datetime as dt
+import re
+
 import pytest
 from django.db import connection
+from django.db.models import Count
+from django.http import QueryDict
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from tests.factories import RecommendationFactory
-from tracker import views
+from tracker import search, views
+from tracker.filters import RecommendationFilter
+from tracker.models import Recommendation
 
 LIST = "/recommendations/"
 
@@ -52,3 +60,85 @@ def test_a_filter_without_words_is_counted_exactly_whatever_the_limit(client, ri
     html = client.get(LIST, {"status": "in_progress"}).content.decode()
     assert "2 recommendations<" in html
     assert "More than" not in html
+
+
+def _shown(html: str) -> dict[str, int]:
+    counts = re.search(r'<ul class="govuk-list tracker-counts".*?</ul>', html, re.S).group(0)
+    return {label: int(n) for label, n in re.findall(r"<li>([^:<]+): <strong>(\d+)</strong></li>", counts)}
+
+
+def _fresh(scope) -> dict[str, int]:
+    by_status = dict(scope.order_by().values_list("status").annotate(n=Count("pk")))
+    fresh = {label: by_status.get(value, 0) for value, label in Recommendation.Status.choices}
+    return fresh | {"Review overdue": scope.overdue(timezone.localdate()).count()}
+
+
+@pytest.mark.parametrize("query", ["", "?sort=owner", "?inspection=&q=+", "?status=closed", "?overdue=false"])
+def test_the_counts_shown_equal_a_fresh_count_through_every_kind_of_write(
+    client, rita, inspection, other_org, olly, query
+):
+    today = timezone.localdate()
+    recs = [
+        RecommendationFactory(
+            finding__inspection=inspection,
+            owner=olly,
+            status=["not_started", "in_progress", "awaiting_assurance", "closed"][n % 4],
+            next_review_due=today + dt.timedelta(days=n % 3 - 1),
+        )
+        for n in range(12)
+    ]
+    RecommendationFactory(finding__inspection__organisation=other_org, next_review_due=today - dt.timedelta(days=9))
+    Recommendation.objects.filter(pk=recs[0].pk).update(status="closed")  # raw: no workflow, no signal
+    Recommendation.objects.filter(pk=recs[1].pk).delete()
+    client.force_login(rita)
+
+    shown = _shown(client.get(LIST + query).content.decode())
+
+    scope = Recommendation.objects.filter(organisation=rita.organisation)
+    filtered = RecommendationFilter(QueryDict(query.lstrip("?")), queryset=scope).qs
+    assert shown == _fresh(filtered)
+    assert _fresh(scope)["Review overdue"] == 2 and _fresh(scope)["Closed"] == 4
+
+
+def test_a_refused_filter_counts_nothing(client, rita, inspection):
+    RecommendationFactory(finding__inspection=inspection)
+    client.force_login(rita)
+    html = client.get(LIST, {"status": "bogus"}).content.decode()
+    assert "0 recommendations<" in html and set(_shown(html).values()) == {0}
+
+
+@pytest.mark.parametrize("sort", ["due", "-due", "title", "status", "owner"])
+@pytest.mark.parametrize("walk", [4, 12, 1000])
+def test_testing_the_first_rows_finds_what_the_index_finds(client, rita, inspection, olly, monkeypatch, sort, walk):
+    today = timezone.localdate()
+    for n in range(30):
+        RecommendationFactory(
+            finding__inspection=inspection,
+            finding__reference="SUP1" if n == 7 else f"R{n}",
+            finding__summary="Supervision was weak." if n % 7 == 0 else "-",
+            title=f"Supervision {n}" if n % 3 == 0 else f"Other {n % 4}",
+            outcome_measure="supervised" if n % 5 == 0 else "-",
+            owner=olly if n % 2 else None,
+            status=["not_started", "in_progress", "closed"][n % 3],
+            next_review_due=today + dt.timedelta(days=n % 4 - 1),
+        )
+    monkeypatch.setattr(views, "PAGE_SIZE", 3)
+    monkeypatch.setattr(views, "SEARCH_COUNT_LIMIT", 5)
+    monkeypatch.setattr(views, "SEARCH_WALK", walk)
+    client.force_login(rita)
+
+    def shown(words: str) -> tuple[list[str], str]:
+        html = client.get(LIST, {"q": words, "sort": sort}).content.decode()
+        counts = re.search(r'<h2 class="govuk-heading-m" id="results".*?</(ul|p)>', html, re.S).group(0)
+        return re.findall(r'href="(/recommendations/\d+/)"', html), counts
+
+    for words in ["supervis", "SUP1", "weak", "other 1", "nothing at all"]:
+        with CaptureQueriesContext(connection) as captured:
+            walked = shown(words)
+        reads = [q["sql"] for q in captured.captured_queries if "is_overdue" in q["sql"]]
+        if search.tests_rows_first() and sort != "owner" and words == "supervis":
+            # Four rows held too few matches, so the index was read too; twelve or all of them, enough.
+            assert len(reads) == (2 if walk == 4 else 1), reads
+        with monkeypatch.context() as patched:
+            patched.setattr(search, "tests_rows_first", lambda: False)
+            assert walked == shown(words), words
