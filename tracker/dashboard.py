@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from django.core.exceptions import EmptyResultSet
 from django.db import connections
 from django.db.models import Case, Count, OuterRef, QuerySet, Subquery, Value, When
 from django.db.models.functions import Coalesce
@@ -347,24 +349,29 @@ def _created_before(scope: QuerySet[Recommendation], total: int, edges: list[dt.
     return [total - created_since + before for before in _before_each(groups, edges)]
 
 
-def _recommendations_first(grouped: QuerySet) -> list[dict]:
-    """The rows of ``grouped`` (recommendations joined to their findings, or a union of such), read
-    recommendation first.
+def _recommendations_first(queryset: QuerySet) -> Iterator[dict]:
+    """The rows of ``queryset`` (recommendations joined to their findings, or a union of such), read
+    recommendation first, a chunk at a time: a reader that stops early leaves SQLite's rest unread.
 
     SQLite's planner starts such a join from the findings' index and looks each recommendation up by
     finding, then its row: three lookups a recommendation, 2x slower at 50,000 than reading the
-    recommendations in order and each one's finding by id. ``CROSS JOIN`` is SQLite's documented way to
-    fix the order of a join (same rows as ``INNER JOIN``); PostgreSQL plans a hash join by itself.
+    recommendations in order and each one's finding by id (and, for one inspection, it reads all of its
+    findings and sorts them, where the recommendations in review order stop at the first few).
+    ``CROSS JOIN`` is SQLite's documented way to fix the order of a join (same rows as ``INNER JOIN``);
+    PostgreSQL plans its joins by itself.
     """
-    connection = connections[grouped.db]
-    sql, params = grouped.query.get_compiler(grouped.db).as_sql()
-    join = ' INNER JOIN "tracker_finding" ON ('
-    if connection.vendor != "sqlite" or join not in sql or not sql.startswith("SELECT"):
-        return list(grouped)
+    connection = connections[queryset.db]
+    try:
+        sql, params = queryset.query.get_compiler(queryset.db).as_sql()
+    except EmptyResultSet:
+        return
+    if connection.vendor == "sqlite" and sql.startswith("SELECT"):
+        sql = sql.replace(' INNER JOIN "tracker_finding" ON (', ' CROSS JOIN "tracker_finding" ON (')
     with connection.cursor() as cursor:
-        cursor.execute(sql.replace(join, ' CROSS JOIN "tracker_finding" ON ('), params)
+        cursor.execute(sql, params)
         names = [column[0] for column in cursor.description]
-        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        while rows := cursor.fetchmany(200):
+            yield from (dict(zip(names, row, strict=True)) for row in rows)
 
 
 WEEK_ACTIONS = (Event.CLOSED, Event.REOPENED, Event.SUPERSEDED)
@@ -420,19 +427,26 @@ def _most_overdue_by_theme(
     """
     found: dict[int, list[ThemeFinding]] = {theme_id: [] for theme_id in theme_ids}
     wanting = set(theme_ids)
-    rows = (
+    walk = (
         scope.open()
         .filter(finding__inspection_id__in=now_ids)
         .order_by("next_review_due", "pk")
-        .values_list("finding__themes", "pk", "finding__reference", "title", "next_review_due")[:THEME_SCAN_LIMIT]
+        .values("finding__themes", "pk", "finding__reference", "title", "next_review_due")[:THEME_SCAN_LIMIT]
     )
-    for theme_id, pk, reference, title, due in rows.iterator(chunk_size=200):
+    # Not a server-side cursor: on PostgreSQL outside a transaction one runs the whole query WITH HOLD
+    # and copies it before the first row (three times as long as running it).
+    rows = _recommendations_first(walk)
+    for row in rows:
+        theme_id = row["finding__themes"]
         if theme_id in wanting:
-            found[theme_id].append(ThemeFinding(reference, title, pk, due))
+            due = row["next_review_due"]  # raw SQL: SQLite gives the ISO text Django would have converted
+            due = dt.date.fromisoformat(due) if isinstance(due, str) else due
+            found[theme_id].append(ThemeFinding(row["finding__reference"], row["title"], row["pk"], due))
             if len(found[theme_id]) == THEME_LIMIT:
                 wanting.discard(theme_id)
                 if not wanting:
                     break
+    rows.close()
     return found
 
 

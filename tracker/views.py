@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import operator
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import wraps
+from functools import reduce, wraps
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -298,25 +299,63 @@ def recommendation_list(request: HttpRequest) -> HttpResponse:
     )
 
 
+FINDINGS_SHOWN = 20  # of each kind on the inspection page; each kind's own pages show FINDINGS_PAGE at a time
+FINDINGS_PAGE = 50
+
+
+@dataclass(frozen=True)
+class FindingGroup:
+    kind: str
+    label: str
+    count: int
+    items: list[tuple[Finding, Recommendation | None]]
+
+
 @staff_page
 def inspection_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """The inspection: its judgements, deadlines, strengths and findings by kind.
+
+    A report may have thousands of findings: each kind shows its count and first few (by reference),
+    and a link to that kind's own pages, FINDINGS_PAGE at a time after a reference (``?kind=&after=``,
+    read from the index on kind, inspection and reference). A fixed number of queries at any size.
+    """
     inspection = get_object_or_404(permissions.visible_inspections(request.user), pk=pk)
-    findings = (
-        inspection.findings.select_related("recommendation__owner")
+    findings = inspection.findings.order_by()
+    counts = dict(findings.values_list("kind").annotate(n=Count("pk")).values_list("kind", "n"))
+    only = request.GET.get("kind", "")
+    if only not in counts:
+        only = ""
+    after = request.GET.get("after", "") if only else ""
+    # The page of one kind, or the first few of each (one subquery per kind, read from the index), then
+    # read with their recommendation, owner and quotations.
+    if only:
+        wanted = Q(pk__in=findings.filter(kind=only, reference__gt=after).order_by("reference")[: FINDINGS_PAGE + 1])
+    else:
+        firsts = [findings.filter(kind=kind).order_by("reference")[:FINDINGS_SHOWN] for kind in counts]
+        wanted = reduce(operator.or_, (Q(pk__in=first.values("pk")) for first in firsts), Q(pk__in=[]))
+    shown = list(
+        Finding.objects.filter(wanted)
+        .select_related("recommendation__owner")
         .prefetch_related(sources.quotations_prefetch())
         .order_by("reference")
     )
+    more = bool(only) and len(shown) > FINDINGS_PAGE
+    shown = shown[:FINDINGS_PAGE] if only else shown
+    ids = [finding.pk for finding in shown]
     visible = set(
-        permissions.visible_recommendations(request.user)
-        .filter(finding__inspection=inspection)
-        .values_list("pk", flat=True)
+        permissions.visible_recommendations(request.user).filter(finding__in=ids).values_list("pk", flat=True)
     )
-    by_kind = {value: [] for value, _ in Finding.Kind.choices}
-    for finding in findings:
+    by_kind: dict[str, list] = {value: [] for value, _ in Finding.Kind.choices}
+    for finding in shown:
         rec = getattr(finding, "recommendation", None)
         by_kind[finding.kind].append((finding, rec if rec is not None and rec.pk in visible else None))
     # Strengths are what to sustain, shown on their own; the groups are what demands action.
-    strengths = [finding for finding, _ in by_kind.pop(Finding.Kind.STRENGTH)]
+    groups = [
+        FindingGroup(value, label, counts[value], by_kind[value])
+        for value, label in Finding.Kind.choices
+        if counts.get(value) and (not only or value == only)
+    ]
+    strengths = next((group for group in groups if group.kind == Finding.Kind.STRENGTH), None)
     today = timezone.localdate()
     return render(
         request,
@@ -324,8 +363,11 @@ def inspection_detail(request: HttpRequest, pk: int) -> HttpResponse:
         {
             "inspection": inspection,
             "judgements": inspection.judgements.select_related("source"),
-            "groups": [(label, by_kind[value]) for value, label in Finding.Kind.choices if by_kind.get(value)],
+            "groups": [group for group in groups if group.kind != Finding.Kind.STRENGTH],
             "strengths": strengths,
+            "only": only,
+            "next_after": by_kind[only][-1][0].reference if more else None,
+            "page_size": FINDINGS_PAGE,
             "deadlines": [(d, d.status(today)) for d in deadlines.for_inspection(inspection)],
             "may_set_dates": bool(policy.decide_inspection_dates(request.user, inspection)),
         },

@@ -13,8 +13,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from tests.factories import InspectionFactory, RecommendationFactory, ThemeFactory
-from tracker import dashboard
-from tracker.models import Recommendation
+from tracker import dashboard, permissions
+from tracker.models import Recommendation, Theme
 
 pytestmark = pytest.mark.django_db
 
@@ -134,3 +134,46 @@ def test_weekly_figures_count_against_week_boundaries_not_each_rows_date(client,
     sql = " ".join(query["sql"].lower() for query in captured.captured_queries)
     assert "trunc" not in sql and "strftime" not in sql and "date_part" not in sql
     assert dashboard.build(rita, inspection=inspection).weeks[-1].open_at_end == 8
+
+
+@pytest.mark.parametrize("per_inspection", [False, True])
+def test_each_themes_most_overdue_are_the_first_of_the_review_order_over_varied_data(
+    org, rita, olly, themes, monkeypatch, per_inspection
+):
+    """Findings with several themes or none, closed recommendations, two inspections, equal review dates,
+    and a scan limit that cuts the walk short: each theme's few are exactly the first of its rows among the
+    first THEME_SCAN_LIMIT (recommendation, theme) rows in review order, as counted here in Python."""
+    import random
+
+    rng = random.Random(7)
+    today = timezone.localdate()
+    inspections = [InspectionFactory(organisation=org), InspectionFactory(organisation=org)]
+    for i in range(90):
+        rec = RecommendationFactory(
+            finding__inspection=inspections[i % 2],
+            finding__reference=f"V{i:03d}",
+            owner=olly,
+            status=rng.choice([Status.NOT_STARTED, Status.IN_PROGRESS, Status.CLOSED]),
+            next_review_due=today + dt.timedelta(days=rng.randint(-20, 20)),
+        )
+        rec.finding.themes.add(*rng.sample(themes, rng.choice([0, 1, 1, 2, 3])))
+    monkeypatch.setattr(dashboard, "THEME_SCAN_LIMIT", 40)
+    inspection = inspections[1] if per_inspection else None
+    scope = permissions.visible_recommendations(rita).filter(
+        status__in=Recommendation.OPEN_STATUSES, finding__inspection__tracked=True
+    )
+    if inspection is not None:
+        scope = scope.filter(finding__inspection=inspection)
+    walk = [
+        (theme_id, rec)
+        for rec in sorted(scope, key=lambda r: (r.next_review_due, r.pk))
+        for theme_id in sorted(rec.finding.themes.values_list("pk", flat=True)) or [None]
+    ][: dashboard.THEME_SCAN_LIMIT]
+    board = dashboard.build(rita, inspection=inspection)
+    assert {row.slug for row in board.themes} >= set(THEMES)
+    for row in board.themes:
+        theme_id = Theme.objects.get(slug=row.slug).pk
+        expected = [rec for t, rec in walk if t == theme_id][: dashboard.THEME_LIMIT]
+        assert [(f.recommendation_id, f.reference, f.review_due) for f in row.current] == [
+            (rec.pk, rec.finding.reference, rec.next_review_due) for rec in expected
+        ], row.slug

@@ -7,7 +7,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('auth', '0012_alter_user_first_name_max_length'),
-        ('tracker', '0016_scale_counts'),
+        ('tracker', '0017_inbox'),
     ]
 
     operations = [

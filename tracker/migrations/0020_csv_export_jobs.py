@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('tracker', '0017_inbox'),
+        ('tracker', '0019_dashboard'),
     ]
 
     operations = [
