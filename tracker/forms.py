@@ -8,18 +8,91 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+from itertools import islice
 
 from django import forms
 from django.conf import settings
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
+from django.db.models import Q, Value
+from django.db.models.functions import Concat
 from django.forms.boundfield import BoundField
+from django.utils.html import format_html
 
 from tracker import inbox, permissions, uploads, workflow
 from tracker.filters import RecommendationFilter
 from tracker.models import MAX_REVIEW_INTERVAL_DAYS, SHORT_TEXT, Evidence, Inspection, Recommendation, SavedFilter
 
 RAG_CHOICES = [("", "No change"), *[(value, label) for value, label in Recommendation.Rag.choices if value]]
+
+
+# A choice of person (an owner, a supplier of data) is a list while the organisation's eligible people are
+# few, and a box for a username, email address or full name when they are more: thousands of <option>s
+# made a page of 280 kB that took half a second, on every form that names someone.
+PEOPLE_LISTED = 200
+
+
+class PersonWidget(forms.Select):
+    """A ``<select>`` of at most ``PEOPLE_LISTED`` people, else a text box holding the chosen one's username."""
+
+    def get_context(self, name, value, attrs):
+        listed = list(islice(self.choices, PEOPLE_LISTED + 2))  # the empty choice, then the people
+        if len(listed) <= PEOPLE_LISTED + 1:
+            return super().get_context(name, value, attrs)
+        context = forms.TextInput().get_context(name, self._username(value), attrs)
+        widget = context["widget"]
+        widget["attrs"]["class"] = widget["attrs"].get("class", "").replace("govuk-select", "govuk-input")
+        widget["attrs"].update(autocomplete="off", spellcheck="false")
+        widget["typed_hint"] = f"{widget['attrs'].get('id') or name}-typed-hint"
+        described = widget["attrs"].get("aria-describedby", "")
+        widget["attrs"]["aria-describedby"] = f"{described} {widget['typed_hint']}".strip()
+        return context
+
+    def _username(self, value) -> str:
+        if value in (None, ""):
+            return ""
+        if not str(value).isdigit():
+            return str(value)  # what was typed, shown again with its error
+        person = self.choices.queryset.filter(pk=value).first()
+        return person.username if person else ""
+
+    def render(self, name, value, attrs=None, renderer=None):
+        context = self.get_context(name, value, attrs)
+        hint = context["widget"].get("typed_hint")
+        if hint is None:
+            return self._render(self.template_name, context, renderer)
+        box = self._render(forms.TextInput.template_name, context, renderer)
+        return format_html(
+            '<div class="govuk-hint" id="{}">Type their username, email address or full name.</div>{}', hint, box
+        )
+
+
+class PersonField(forms.ModelChoiceField):
+    """One of ``queryset`` (the organisation's eligible people), chosen from the list or typed: a list posts
+    the person's id; a box takes their username or email address (any case), or their full name when only
+    one of them has it. Either way only someone in ``queryset`` is accepted."""
+
+    widget = PersonWidget
+    default_error_messages = {
+        "not_found": "No active owner or governance lead of this organisation has that username, email address or name",
+        "ambiguous": "More than one person has that name: enter their username or email address instead",
+    }
+
+    def to_python(self, value):
+        if value in self.empty_values:
+            return None
+        typed = str(value).strip()
+        people = self.queryset.filter(Q(username__iexact=typed) | Q(email__iexact=typed))
+        if not typed.isdigit() and not people.exists():
+            people = self.queryset.alias(full=Concat("first_name", Value(" "), "last_name")).filter(full__iexact=typed)
+        found = list(people[:2])
+        if len(found) == 1:
+            return found[0]
+        if len(found) > 1:
+            raise ValidationError(self.error_messages["ambiguous"], code="ambiguous")
+        if typed.isdigit():
+            return super().to_python(typed)  # the list's id, or its own "choose from the list" message
+        raise ValidationError(self.error_messages["not_found"], code="not_found")
 
 
 class StaffForm(forms.Form):
@@ -378,7 +451,7 @@ class ReopenForm(VersionedForm):
 
 
 class ReassignForm(VersionedForm):
-    owner = forms.ModelChoiceField(
+    owner = PersonField(
         label="New owner",
         queryset=permissions.eligible_owners(None),
         required=False,
@@ -485,7 +558,7 @@ class BulkForm(StaffForm):
     MAX_ROWS = 200
 
     all_on_page = forms.BooleanField(label="Every recommendation on this page", required=False)
-    owner = forms.ModelChoiceField(
+    owner = PersonField(
         label="Owner",
         queryset=permissions.eligible_owners(None),
         required=False,

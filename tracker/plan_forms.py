@@ -10,12 +10,12 @@ from __future__ import annotations
 from django import forms
 
 from tracker import permissions
-from tracker.forms import GovUKDateField, StaffForm, VersionedForm
+from tracker.forms import GovUKDateField, PersonField, StaffForm, VersionedForm
 from tracker.models import MeasureDataPoint, OutcomeMeasure, PlanAction, Recommendation
 
 
-def _owner_field(label: str, help_text: str) -> forms.ModelChoiceField:
-    return forms.ModelChoiceField(
+def _owner_field(label: str, help_text: str) -> PersonField:
+    return PersonField(
         label=label,
         queryset=permissions.eligible_owners(None),
         help_text=help_text,
