@@ -85,10 +85,14 @@ def _pack(request: HttpRequest, pk: int) -> tuple[boardpack.BoardPack, SinceForm
     return boardpack.build(request.user, inspection, since=since), form
 
 
+# The page lists the first of each list of the pack; the PDF, made by the worker, lists them all.
+PACK_PAGE_ROWS = 100
+
+
 @staff_page
 def board_pack(request: HttpRequest, pk: int) -> HttpResponse:
     pack, form = _pack(request, pk)
-    return render(request, "tracker/oversight/board_pack.html", {"pack": pack, "form": form})
+    return render(request, "tracker/oversight/board_pack.html", {"pack": pack, "form": form, "shown": PACK_PAGE_ROWS})
 
 
 @staff_page

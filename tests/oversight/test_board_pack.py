@@ -15,7 +15,7 @@ from PIL import Image
 from tests.browser import ARTIFACTS
 from tests.factories import EvidenceFactory
 from tests.oversight.conftest import content, fetch
-from tracker import boardpack, workflow
+from tracker import boardpack, oversight_views, workflow
 from tracker.models import AccessLog, Recommendation, RecommendationEvent
 
 pytestmark = pytest.mark.django_db
@@ -262,3 +262,19 @@ def test_the_navigation_and_the_dashboard_lead_to_the_latest_pack(client, clevel
 def test_an_organisation_without_recommendations_has_no_latest_pack(client, mallory):
     client.force_login(mallory)
     assert client.get(reverse("tracker:board-pack-latest")).status_code == 404
+
+
+def test_the_page_lists_the_first_of_each_list_and_the_pdf_all_of_them(client, meeting, rita, monkeypatch):
+    """A pack of thousands stays a page a browser can show: each list is cut at PACK_PAGE_ROWS, saying so, with
+    the list page and the PDF for the rest; the PDF (the same body, made by the worker) is never cut."""
+    monkeypatch.setattr(oversight_views, "PACK_PAGE_ROWS", 5)
+    client.force_login(rita)
+
+    html = client.get(reverse("tracker:board-pack", args=[meeting.pk]), SINCE).content.decode()
+
+    assert html.count('class="pack-rec"') == 5
+    assert "The first 5 of 19 are shown here. The PDF has them all" in html
+    assert f'href="/recommendations/?inspection={meeting.pk}"' in html
+    pack = boardpack.build(rita, meeting, since=dt.date(2026, 2, 1))
+    body = render_to_string("tracker/oversight/board_pack_pdf.html", {"pack": pack})
+    assert body.count('class="pack-rec"') == 19 and "are shown here" not in body

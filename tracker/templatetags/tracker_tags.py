@@ -66,6 +66,12 @@ def govuk_widget(field: BoundField) -> str:
 
 
 @register.filter
+def head(items, count: int | None):
+    """The first ``count`` of ``items``, or all of them when ``count`` is None (the board pack's PDF)."""
+    return items if count is None else items[:count]
+
+
+@register.filter
 def first_input_id(field: BoundField) -> str:
     """Where an error summary link should take the user: the field, or its first option."""
     return f"{field.auto_id}_0" if widget_type(field) in ("radios", "checkboxes") else field.auto_id
