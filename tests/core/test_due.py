@@ -277,7 +277,7 @@ def test_the_pages_tag_as_overdue_exactly_what_the_model_calls_overdue(client, l
 def test_the_board_pack_marks_overdue_reviews_and_missed_targets_as_the_model_does(lead, mixed):
     inspection, recs = mixed
     pack = boardpack.build(lead, inspection, since=TODAY, today=TODAY)
-    html = render_to_string("tracker/oversight/board_pack_body.html", {"pack": pack})
+    html = render_to_string("tracker/oversight/board_pack_body.html", {"pack": pack, "shown": None})
     sections = dict(
         zip([rec.pk for rec in pack.recommendations], html.split('<div class="pack-rec">')[1:], strict=True)
     )

@@ -109,6 +109,7 @@ def _stalled_on_the_second_digest(services, smtp):
         CELERY_TASK_SOFT_TIME_LIMIT="3",
         REMINDER_LEASE_SECONDS="5",
         CELERY_VISIBILITY_TIMEOUT="6",
+        EXPORT_TASK_TIME_LIMIT="5",  # the files' own limit must also be under the visibility timeout
         EMAIL_TIMEOUT="2",
         REMINDER_SEND_TIMEOUTS="2",  # a send may take 4s of the 5s lease
     )

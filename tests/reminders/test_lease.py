@@ -204,6 +204,7 @@ def test_two_senders_on_a_slow_server_with_a_short_lease_send_each_digest_exactl
         CELERY_TASK_TIME_LIMIT="4",
         CELERY_TASK_SOFT_TIME_LIMIT="3",  # each task starts no digest after 1.5s, so none is cut short
         CELERY_VISIBILITY_TIMEOUT="6",
+        EXPORT_TASK_TIME_LIMIT="5",  # the files' own limit must also be under the visibility timeout
         EMAIL_TIMEOUT="2",
         REMINDER_SEND_TIMEOUTS="2",
         REMINDER_BATCH_RECIPIENTS="2",
