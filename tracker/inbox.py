@@ -356,8 +356,18 @@ def inbox(user: User, visible: QuerySet[Recommendation]) -> list[tuple[str, list
     c = context_for(user, keys, visible)
     selected = _selected(visible, c, keys)
     counts = _counts(selected, c)
+    # A lead who owns nothing is not shown an empty "your recommendations": its rows are not even read.
+    sections = [
+        (title, section)
+        for title, section in sections
+        if not (
+            section == OWNER_GROUPS
+            and not permissions.has_role(user, Role.OWNER)
+            and not any(counts[key] for key in section)
+        )
+    ]
     shown: dict[str, Shown] = {}
-    for key in keys:
+    for key in (key for _title, section in sections for key in section):
         group = GROUPS[key]
         # The first rows chosen by their ids alone, then read in full: sorting a large group (every item
         # awaiting assurance) then moves ids, not whole joined rows. Still one query.
@@ -370,13 +380,7 @@ def inbox(user: User, visible: QuerySet[Recommendation]) -> list[tuple[str, list
             rows = _with_move(rows, c.now)
         # Asked even when the count is 0, so that home costs the same number of queries whatever the data.
         shown[key] = Shown(group, counts[key], list(rows))
-    result = []
-    for title, section in sections:
-        groups = [shown[key] for key in section]
-        if section == OWNER_GROUPS and not permissions.has_role(user, Role.OWNER) and not any(g.count for g in groups):
-            continue  # a lead who owns nothing is not shown an empty "your recommendations"
-        result.append((title, groups))
-    return result
+    return [(title, [shown[key] for key in section]) for title, section in sections]
 
 
 def _with_return(rows: QuerySet[Recommendation]) -> QuerySet[Recommendation]:
