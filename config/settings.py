@@ -177,10 +177,10 @@ FILE_UPLOAD_HANDLERS = [
     "django.core.files.uploadhandler.MemoryFileUploadHandler",
     "django.core.files.uploadhandler.TemporaryFileUploadHandler",
 ]
-# Password reset links by email stay valid for two hours.
 # A CSV export of more rows than this is made by the worker, like every Excel file: streaming it would
 # hold the request (and a gunicorn worker, whose timeout would cut the file short) for minutes at 100,000.
 CSV_STREAM_MAX_ROWS = env_int("CSV_STREAM_MAX_ROWS", 10_000, minimum=0)
+# Password reset links by email stay valid for two hours.
 PASSWORD_RESET_TIMEOUT = env_int("PASSWORD_RESET_TIMEOUT", 2 * 60 * 60, minimum=60)
 # Password reset: at most this many emails an hour to one address, and requests from one client address
 # (more: an office shares one address). See tracker.accounts.ThrottledPasswordResetView; counted in the cache.

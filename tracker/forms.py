@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
-from itertools import islice
 
 from django import forms
 from django.conf import settings
@@ -32,14 +31,27 @@ RAG_CHOICES = [("", "No change"), *[(value, label) for value, label in Recommend
 PEOPLE_LISTED = 200
 
 
+class TypedPerson(str):
+    """What was typed in a person box (a username, email address or full name), as against a list's id."""
+
+
 class PersonWidget(forms.Select):
-    """A ``<select>`` of at most ``PEOPLE_LISTED`` people, else a text box holding the chosen one's username."""
+    """A ``<select>`` of at most ``PEOPLE_LISTED`` people, else a text box holding the chosen one's username
+    and a hidden ``<name>-typed`` marker, so that what comes back is read as typed text, never as an id."""
+
+    def value_from_datadict(self, data, files, name):
+        value = super().value_from_datadict(data, files, name)
+        return TypedPerson(value) if value is not None and data.get(f"{name}-typed") else value
 
     def get_context(self, name, value, attrs):
-        listed = list(islice(self.choices, PEOPLE_LISTED + 2))  # the empty choice, then the people
-        if len(listed) <= PEOPLE_LISTED + 1:
-            return super().get_context(name, value, attrs)
-        context = forms.TextInput().get_context(name, self._username(value), attrs)
+        field = self.choices.field
+        # One bounded read decides, and is the list: never every person, and no second query for the list.
+        people = list(self.choices.queryset[: PEOPLE_LISTED + 1])
+        if len(people) <= PEOPLE_LISTED:
+            empty = [] if field.empty_label is None else [("", field.empty_label)]
+            choices = [*empty, *((person.pk, field.label_from_instance(person)) for person in people)]
+            return forms.Select(self.attrs, choices).get_context(name, value, attrs)
+        context = forms.TextInput().get_context(name, self._shown(value), attrs)
         widget = context["widget"]
         widget["attrs"]["class"] = widget["attrs"].get("class", "").replace("govuk-select", "govuk-input")
         widget["attrs"].update(autocomplete="off", spellcheck="false")
@@ -48,11 +60,12 @@ class PersonWidget(forms.Select):
         widget["attrs"]["aria-describedby"] = f"{described} {widget['typed_hint']}".strip()
         return context
 
-    def _username(self, value) -> str:
+    def _shown(self, value) -> str:
+        """What the box holds: the text as typed (shown again with its error), or the chosen one's username."""
         if value in (None, ""):
             return ""
-        if not str(value).isdigit():
-            return str(value)  # what was typed, shown again with its error
+        if isinstance(value, TypedPerson):
+            return str(value)
         person = self.choices.queryset.filter(pk=value).first()
         return person.username if person else ""
 
@@ -63,14 +76,18 @@ class PersonWidget(forms.Select):
             return self._render(self.template_name, context, renderer)
         box = self._render(forms.TextInput.template_name, context, renderer)
         return format_html(
-            '<div class="govuk-hint" id="{}">Type their username, email address or full name.</div>{}', hint, box
+            '<div class="govuk-hint" id="{}">Type their username, email address or full name.</div>{}'
+            '<input type="hidden" name="{}-typed" value="1">',
+            hint,
+            box,
+            name,
         )
 
 
 class PersonField(forms.ModelChoiceField):
     """One of ``queryset`` (the organisation's eligible people), chosen from the list or typed: a list posts
-    the person's id; a box takes their username or email address (any case), or their full name when only
-    one of them has it. Either way only someone in ``queryset`` is accepted."""
+    the person's id; a box (``TypedPerson``) their username, then any case of it or their email address, then
+    their full name when only one of them has it; never an id. Only someone in ``queryset`` is accepted."""
 
     widget = PersonWidget
     default_error_messages = {
@@ -81,17 +98,20 @@ class PersonField(forms.ModelChoiceField):
     def to_python(self, value):
         if value in self.empty_values:
             return None
-        typed = str(value).strip()
-        people = self.queryset.filter(Q(username__iexact=typed) | Q(email__iexact=typed))
-        if not typed.isdigit() and not people.exists():
-            people = self.queryset.alias(full=Concat("first_name", Value(" "), "last_name")).filter(full__iexact=typed)
-        found = list(people[:2])
-        if len(found) == 1:
-            return found[0]
-        if len(found) > 1:
-            raise ValidationError(self.error_messages["ambiguous"], code="ambiguous")
-        if typed.isdigit():
-            return super().to_python(typed)  # the list's id, or its own "choose from the list" message
+        if not isinstance(value, TypedPerson):
+            return super().to_python(value)  # the list's id, or its own "choose from the list" message
+        typed = value.strip()
+        full_name = Concat("first_name", Value(" "), "last_name")
+        for matches in (
+            Q(username=typed),  # exact first: usernames differing only in case are different people
+            Q(username__iexact=typed) | Q(email__iexact=typed),
+            Q(full__iexact=typed),
+        ):
+            found = list(self.queryset.alias(full=full_name).filter(matches)[:2])
+            if len(found) == 1:
+                return found[0]
+            if found:
+                raise ValidationError(self.error_messages["ambiguous"], code="ambiguous")
         raise ValidationError(self.error_messages["not_found"], code="not_found")
 
 

@@ -378,7 +378,8 @@ def inbox(user: User, visible: QuerySet[Recommendation]) -> list[tuple[str, list
             rows = _with_return(rows)
         elif key == "target_moved":
             rows = _with_move(rows, c.now)
-        # Asked even when the count is 0, so that home costs the same number of queries whatever the data.
+        # Asked even when the count is 0, so that home costs the same number of queries whatever the rows
+        # (only a lead's empty "your recommendations", not shown at all, is not asked).
         shown[key] = Shown(group, counts[key], list(rows))
     return [(title, [shown[key] for key in section]) for title, section in sections]
 

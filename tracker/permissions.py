@@ -165,6 +165,8 @@ def actions_role_allows(user: User, recommendation: Recommendation) -> frozenset
     ``user`` owns it, so it is worked out once per pair and kept on the user object, as the roles are: a
     page of fifty rows asks the rule two or three times, not a thousand.
     """
+    if not user.is_authenticated:
+        return frozenset()
     owns = recommendation.owner_id is not None and recommendation.owner_id == user.pk
     # What the rule reads of the user is in the key too, so a changed role or organisation is never stale.
     key = (user.is_active, roles(user), user.organisation_id, recommendation.organisation_id, owns)

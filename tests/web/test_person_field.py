@@ -19,8 +19,10 @@ def many(monkeypatch):
     monkeypatch.setattr(staff_forms, "PEOPLE_LISTED", 1)
 
 
-def _reassign(client, rec, owner: str):
-    return client.post(reverse("tracker:reassign", args=[rec.pk]), {"owner": owner, "version": rec.version})
+def _reassign(client, rec, owner: str, typed: bool = True):
+    """Post the owner form as its box sends it (the typed marker), or as its list does (an id)."""
+    data = {"owner": owner, "version": rec.version, **({"owner-typed": "1"} if typed else {})}
+    return client.post(reverse("tracker:reassign", args=[rec.pk]), data)
 
 
 def test_a_few_people_are_a_list_and_many_are_a_box_that_does_not_grow(client, lead, olly, otto, rec, monkeypatch):
@@ -33,6 +35,7 @@ def test_a_few_people_are_a_list_and_many_are_a_box_that_does_not_grow(client, l
     boxed = client.get(url).content
     assert b"<option" not in boxed and f'name="owner" value="{olly.username}"'.encode() in boxed
     assert b"Type their username, email address or full name." in boxed
+    assert b'<input type="hidden" name="owner-typed" value="1">' in boxed  # read back as typed, never as an id
     UserFactory.create_batch(20, organisation=lead.organisation, roles=[Role.OWNER])
     assert len(client.get(url).content) == len(boxed)
 
@@ -88,6 +91,7 @@ def test_an_action_owner_is_typed_too(client, lead, otto, rec, many):
         {
             "description": "Audit the missing-children episodes",
             "owner": otto.email,
+            "owner-typed": "1",
             "due_date-day": "30",
             "due_date-month": "6",
             "due_date-year": "2027",
@@ -96,3 +100,27 @@ def test_an_action_owner_is_typed_too(client, lead, otto, rec, many):
 
     assert response.status_code == 302
     assert rec.plan_actions.get().owner == otto
+
+
+def test_a_username_of_digits_is_a_username_when_typed_and_an_id_is_an_id_when_listed(client, lead, olly, otto, rec):
+    """A collar number as a username must never be read as somebody else's id, nor an id as a username."""
+    numbered = UserFactory(username=str(otto.pk), organisation=lead.organisation, roles=[Role.OWNER])
+    client.force_login(lead)
+
+    assert _reassign(client, rec, str(otto.pk), typed=False).status_code == 302  # the list posts otto's id
+    rec.refresh_from_db()
+    assert rec.owner == otto
+    assert _reassign(client, rec, str(otto.pk)).status_code == 302  # typed: the username that is those digits
+    rec.refresh_from_db()
+    assert rec.owner == numbered
+
+
+def test_usernames_differing_only_in_case_are_told_apart_when_typed_exactly(client, lead, olly, rec, many):
+    bob = UserFactory(username="Bob", organisation=lead.organisation, roles=[Role.OWNER])
+    UserFactory(username="bob", organisation=lead.organisation, roles=[Role.OWNER])
+    client.force_login(lead)
+
+    assert _reassign(client, rec, "Bob").status_code == 302
+    rec.refresh_from_db()
+    assert rec.owner == bob
+    assert "More than one person" in _reassign(client, rec, "BOB").content.decode()
