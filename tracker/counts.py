@@ -248,6 +248,28 @@ def kept() -> bool:
     return connection.vendor in ("sqlite", "postgresql")
 
 
+def kept_for(user) -> QuerySet[RecommendationCount] | None:
+    """The organisation's kept counts by status and RAG, when they are what ``user`` sees (the whole
+    organisation), else None: count over what they see instead."""
+    from tracker import permissions
+
+    if not (kept() and permissions.sees_whole_organisation(user)):
+        return None
+    return RecommendationCount.objects.filter(organisation_id=user.organisation_id)
+
+
+def counted(rows: QuerySet, key: str, total) -> QuerySet:
+    """One row, (key, total over ``rows``): a part of a UNION ALL of counts (``union``)."""
+    return rows.order_by().annotate(key=Value(key)).values("key").annotate(n=total).values_list("key", "n")
+
+
+def union(parts: list[QuerySet], keys: Iterable[str]) -> dict[str, int]:
+    """Every key's count from one UNION ALL of ``counted`` parts; 0 for a part Django left out of the union
+    because its condition is empty by construction."""
+    found = dict(parts[0].union(*parts[1:], all=True))
+    return {key: found.get(key, 0) for key in keys}
+
+
 def by_inspection(organisation_id: int, inspection_ids: Iterable[int] | None = None) -> list[tuple[int, str, str, int]]:
     """(inspection id, status, RAG, how many) of an organisation's recommendations, from the kept counts."""
     rows = RecommendationCount.objects.filter(organisation_id=organisation_id, n__gt=0)
@@ -269,14 +291,7 @@ def by_status(organisation_id: int, today: dt.date) -> tuple[dict[str, int], int
         .values_list("status")
         .annotate(n=Sum("n"))
     )
-    overdue = (
-        Recommendation.objects.for_organisation(organisation_id)
-        .overdue(today)
-        .order_by()
-        .annotate(key=Value(_OVERDUE))
-        .values_list("key")
-        .annotate(n=Count("pk"))
-    )
+    overdue = counted(Recommendation.objects.for_organisation(organisation_id).overdue(today), _OVERDUE, Count("pk"))
     counts = dict(kept.union(overdue, all=True))
     return counts, counts.pop(_OVERDUE, 0)
 

@@ -30,7 +30,6 @@ from tracker.models import (
     Evidence,
     ProgressUpdate,
     Recommendation,
-    RecommendationCount,
     RecommendationEvent,
     Reminder,
 )
@@ -301,31 +300,17 @@ def _selected(visible: QuerySet[Recommendation], c: Context, keys) -> dict[str, 
     return selected
 
 
-def _kept(user: User) -> QuerySet[RecommendationCount] | None:
-    """The organisation's kept counts by status and RAG, when they are what this person sees."""
-    if not (tracker_counts.kept() and permissions.sees_whole_organisation(user)):
-        return None
-    return RecommendationCount.objects.filter(organisation_id=user.organisation_id)
-
-
-def _counted(rows: QuerySet, key: str, total) -> QuerySet:
-    """One row, (key, total over ``rows``): a part of a UNION ALL of counts."""
-    return rows.order_by().annotate(key=Value(key)).values("key").annotate(n=total).values_list("key", "n")
-
-
 def _counts(selected: dict[str, QuerySet[Recommendation]], c: Context) -> dict[str, int]:
     """Each group counted by its own query from its own narrow set, all in one UNION ALL: one aggregate over
     every visible row would compute every group's annotations for each of them."""
-    kept = _kept(c.user)
+    kept = tracker_counts.kept_for(c.user)
     parts = [
-        _counted(kept.filter(GROUPS[key].condition(c)), key, Coalesce(Sum("n"), 0))
+        tracker_counts.counted(kept.filter(GROUPS[key].condition(c)), key, Coalesce(Sum("n"), 0))
         if kept is not None and GROUPS[key].by_status_and_rag
-        else _counted(rows, key, Count("pk"))
+        else tracker_counts.counted(rows, key, Count("pk"))
         for key, rows in selected.items()
     ]
-    counted = dict(parts[0].union(*parts[1:], all=True))
-    # A condition empty by construction ("stuck" with no open row) is left out of the union by Django.
-    return {key: counted.get(key, 0) for key in selected}
+    return tracker_counts.union(parts, selected)
 
 
 def groups_for(user: User) -> list[tuple[str, tuple[str, ...]]]:
@@ -439,12 +424,12 @@ def summary(user: User, visible: QuerySet[Recommendation]) -> dict[str, int]:
         "overdue": Recommendation.overdue_q(today),
         "no_owner": Recommendation.open_q() & Q(owner__isnull=True),
     }
-    kept = _kept(user)
+    kept = tracker_counts.kept_for(user)
     if kept is None:
         return visible.aggregate(**{key: Count("pk", filter=q) for key, q in (by_status_or_rag | counted).items()})
-    parts = [_counted(kept.filter(q), key, Coalesce(Sum("n"), 0)) for key, q in by_status_or_rag.items()]
-    parts += [_counted(visible.filter(q), key, Count("pk")) for key, q in counted.items()]
-    return dict(parts[0].union(*parts[1:], all=True))
+    parts = [tracker_counts.counted(kept.filter(q), key, Coalesce(Sum("n"), 0)) for key, q in by_status_or_rag.items()]
+    parts += [tracker_counts.counted(visible.filter(q), key, Count("pk")) for key, q in counted.items()]
+    return tracker_counts.union(parts, [*by_status_or_rag, *counted])
 
 
 def changes_since(user: User, visible: QuerySet[Recommendation]) -> dict:

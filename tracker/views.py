@@ -254,7 +254,7 @@ def recommendation_list(request: HttpRequest) -> HttpResponse:
     if capped is not None:
         by_status = Counter(status for _pk, status, _overdue in capped[: SEARCH_COUNT_LIMIT + 1])
         overdue_count = sum(bool(is_overdue) for _pk, _status, is_overdue in capped[: SEARCH_COUNT_LIMIT + 1])
-    elif sees_all and tracker_counts.kept() and _unfiltered(filterset):
+    elif tracker_counts.kept_for(request.user) is not None and _unfiltered(filterset):
         by_status, overdue_count = tracker_counts.by_status(request.user.organisation_id, timezone.localdate())
     else:
         grouped = list(
