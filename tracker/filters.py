@@ -7,6 +7,7 @@ would silently answer with everything.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 import django_filters
@@ -147,13 +148,17 @@ class RecommendationFilter(StrictFilterSet):
             return queryset
         return inbox.filter_group(queryset, self.request.user, value)
 
-    def unsearched(self) -> QuerySet:
-        """What every filter but the search words selects (the form must be valid)."""
-        queryset = self.queryset.all()
+    def filter_queryset(self, queryset: QuerySet, skip: Collection[str] = ()) -> QuerySet:
+        """django-filter's loop over the cleaned filters, able to leave some out: one loop for ``qs`` and
+        ``unsearched``, so that the two can never filter differently."""
         for name, value in self.form.cleaned_data.items():
-            if name != "q":
+            if name not in skip:
                 queryset = self.filters[name].filter(queryset, value)
         return queryset
+
+    def unsearched(self) -> QuerySet:
+        """What every filter but the search words selects (the form must be valid)."""
+        return self.filter_queryset(self.queryset.all(), skip={"q"})
 
     def filter_search(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
         """The reference exactly, or the words anywhere in the title, summary or outcome measure (any case),

@@ -109,7 +109,10 @@ def test_a_refused_filter_counts_nothing(client, rita, inspection):
 
 @pytest.mark.parametrize("sort", ["due", "-due", "title", "status", "owner"])
 @pytest.mark.parametrize("walk", [4, 12, 1000])
-def test_testing_the_first_rows_finds_what_the_index_finds(client, rita, inspection, olly, monkeypatch, sort, walk):
+@pytest.mark.parametrize("narrowed", [{}, {"status": "not_started"}], ids=["words alone", "with a filter"])
+def test_testing_the_first_rows_finds_what_the_index_finds(
+    client, rita, inspection, olly, monkeypatch, sort, walk, narrowed
+):
     today = timezone.localdate()
     for n in range(30):
         RecommendationFactory(
@@ -128,7 +131,7 @@ def test_testing_the_first_rows_finds_what_the_index_finds(client, rita, inspect
     client.force_login(rita)
 
     def shown(words: str) -> tuple[list[str], str]:
-        html = client.get(LIST, {"q": words, "sort": sort}).content.decode()
+        html = client.get(LIST, {"q": words, "sort": sort, **narrowed}).content.decode()
         counts = re.search(r'<h2 class="govuk-heading-m" id="results".*?</(ul|p)>', html, re.S).group(0)
         return re.findall(r'href="(/recommendations/\d+/)"', html), counts
 
@@ -136,7 +139,7 @@ def test_testing_the_first_rows_finds_what_the_index_finds(client, rita, inspect
         with CaptureQueriesContext(connection) as captured:
             walked = shown(words)
         reads = [q["sql"] for q in captured.captured_queries if "is_overdue" in q["sql"]]
-        if search.tests_rows_first() and sort != "owner" and words == "supervis":
+        if search.tests_rows_first() and sort != "owner" and words == "supervis" and not narrowed:
             # Four rows held too few matches, so the index was read too; twelve or all of them, enough.
             assert len(reads) == (2 if walk == 4 else 1), reads
         with monkeypatch.context() as patched:
