@@ -20,7 +20,7 @@ from functools import reduce
 from operator import or_
 from typing import TYPE_CHECKING
 
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery, Sum, Value
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -59,6 +59,9 @@ class Context:
     today: dt.date
     now: dt.datetime
     intervals: tuple[int, ...] = ()  # the review intervals in use: "stuck" is written per interval
+    # The items awaiting assurance or a verdict on evidence that this person worked on (four eyes: not theirs
+    # to assure): their ids, or when there are very many, the query that finds them.
+    involved: frozenset[int] | QuerySet = frozenset()
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,7 @@ class Group:
     # and rows, so a group that reads none costs a plain indexed query.
     reads: tuple[str, ...] = ()
     needs_intervals: bool = False
+    needs_involved: bool = False
     # Its condition reads only status and RAG: counted from the kept counts (tracker.counts) for someone who
     # sees the whole organisation, a few rows instead of every one of that rating.
     by_status_and_rag: bool = False
@@ -109,13 +113,13 @@ def _rest(c: Context) -> Q:
 
 
 def _awaiting(c: Context) -> Q:
-    return Q(status=Status.AWAITING_ASSURANCE, fact_involved=False)
+    return Q(status=Status.AWAITING_ASSURANCE) & ~Q(pk__in=c.involved)
 
 
 def _evidence(c: Context) -> Q:
     # Read from the few pending pieces of evidence, not counted on every open row.
     pending = Evidence.objects.filter(verdict=Evidence.Verdict.PENDING).values("recommendation_id")
-    return Recommendation.open_q() & ~Q(status=Status.AWAITING_ASSURANCE) & Q(pk__in=pending) & Q(fact_involved=False)
+    return Recommendation.open_q() & ~Q(status=Status.AWAITING_ASSURANCE) & Q(pk__in=pending) & ~Q(pk__in=c.involved)
 
 
 def _no_owner(c: Context) -> Q:
@@ -165,15 +169,15 @@ def _stuck(c: Context) -> Q:
 
 def _reminders_failed(c: Context) -> Q:
     # A reminder about one of its plan actions or outcome measures counts too (their rows carry no
-    # recommendation). Read from the failed and dead reminders (the state index), not asked of every row.
+    # recommendation). Read from the failed and dead reminders (the state index), not asked of every row:
+    # one IN over the union of the three paths, which PostgreSQL answers from the few ids (an OR of three
+    # INs made it hash every open row, 5 ms at 50,000).
     failed = Reminder.objects.filter(state__in=[Reminder.State.FAILED, Reminder.State.DEAD]).order_by()
-    return reduce(
-        or_,
-        (
-            Q(pk__in=failed.values(path))
-            for path in ("recommendation", "plan_action__recommendation", "measure__recommendation")
-        ),
-    )
+    paths = [failed.filter(**{f"{path}__isnull": False}).values_list(path, flat=True) for path in _REMINDER_PATHS]
+    return Q(pk__in=paths[0].union(*paths[1:]))
+
+
+_REMINDER_PATHS = ("recommendation", "plan_action__recommendation", "measure__recommendation")
 
 
 GROUPS = {
@@ -209,14 +213,15 @@ GROUPS = {
             "Nothing awaits your assurance.",
             _awaiting,
             ("inbox_submitted_at", "pk"),
-            reads=("fact_involved", "inbox_submitted_at"),
+            reads=("inbox_submitted_at",),
+            needs_involved=True,
         ),
         Group(
             "evidence",
             "Evidence awaiting a verdict",
             "No evidence awaits your verdict.",
             _evidence,
-            reads=("fact_involved",),
+            needs_involved=True,
         ),
         Group("no_owner", "No owner", "Every open recommendation has an owner.", _no_owner),
         Group("no_target", "No target date", "Every open recommendation has a target date.", _no_target),
@@ -244,6 +249,8 @@ GROUPS = {
 }
 GROUP_CHOICES = [(key, group.title) for key, group in GROUPS.items()]
 
+# Not a group: how many open items a person owns, counted before their groups (inbox).
+_MINE = "mine"
 OWNER_GROUPS = ("returned", "overdue", "due_soon", "target_missed", "mine_rest")
 REVIEWER_GROUPS = ("awaiting", "evidence")
 LEAD_GROUPS = ("no_owner", "no_target", "target_moved", "red", "stuck", "reminders_failed")
@@ -263,24 +270,41 @@ ANNOTATIONS: dict[str, Callable[[], object]] = {
 }
 
 
-def annotate(qs: QuerySet[Recommendation], user: User, reads) -> QuerySet[Recommendation]:
+def annotate(qs: QuerySet[Recommendation], reads) -> QuerySet[Recommendation]:
     """The annotations ``reads`` names, and no others."""
-    for name in reads:
-        if name in qs.query.annotations:  # the API's list has the facts already
-            continue
-        qs = policy.with_involved(qs, user) if name == "fact_involved" else qs.annotate(**{name: ANNOTATIONS[name]()})
-    return qs
+    return qs.annotate(**{name: ANNOTATIONS[name]() for name in reads})
+
+
+# Past this many items a person worked on among those awaiting assurance or a verdict, the groups ask the
+# query that finds them instead of listing their ids.
+INVOLVED_LISTED = 1000
 
 
 def context_for(user: User, keys, visible: QuerySet[Recommendation] | None = None) -> Context:
     now = timezone.now()
+    visible = visible if visible is not None else permissions.visible_recommendations(user)
     intervals: tuple[int, ...] = ()
     if any(GROUPS[key].needs_intervals for key in keys):
-        visible = visible if visible is not None else permissions.visible_recommendations(user)
         intervals = tuple(
             visible.filter(Recommendation.open_q()).order_by().values_list("review_interval_days", flat=True).distinct()
         )
-    return Context(user=user, today=timezone.localdate(), now=now, intervals=intervals)
+    involved: frozenset[int] | QuerySet = frozenset()
+    if any(GROUPS[key].needs_involved for key in keys):
+        involved = _involved_in(visible, user)
+    return Context(user=user, today=timezone.localdate(), now=now, intervals=intervals, involved=involved)
+
+
+def _involved_in(visible: QuerySet[Recommendation], user: User) -> frozenset[int] | QuerySet:
+    """Four eyes (``policy.with_involved``) asked once, of the items awaiting assurance or a verdict on evidence,
+    for the few this person worked on: the groups then exclude a list of ids, where asking each row would
+    build and compile four eyes' subqueries for every group's count and rows (a third of a lead's home)."""
+    pending = Evidence.objects.filter(verdict=Evidence.Verdict.PENDING).values("recommendation_id")
+    candidates = Q(status=Status.AWAITING_ASSURANCE) | (Recommendation.open_q() & Q(pk__in=pending))
+    # Four eyes asked only of the few the person ever touched: every item awaiting, a seq scan on PostgreSQL.
+    candidates &= Q(pk__in=policy.ever_involved(user))
+    worked_on = policy.with_involved(visible.filter(candidates), user).filter(fact_involved=True).order_by()
+    ids = list(worked_on.values_list("pk", flat=True)[: INVOLVED_LISTED + 1])
+    return frozenset(ids) if len(ids) <= INVOLVED_LISTED else worked_on.values("pk")
 
 
 def filter_group(qs: QuerySet[Recommendation], user: User, key: str) -> QuerySet[Recommendation]:
@@ -295,7 +319,7 @@ def _selected(visible: QuerySet[Recommendation], c: Context, keys) -> dict[str, 
     for key in keys:
         group = GROUPS[key]
         if group.reads not in annotated:
-            annotated[group.reads] = annotate(visible, c.user, group.reads)
+            annotated[group.reads] = annotate(visible, group.reads)
         selected[key] = annotated[group.reads].filter(group.condition(c))
     return selected
 
@@ -306,7 +330,7 @@ def _counts(selected: dict[str, QuerySet[Recommendation]], c: Context) -> dict[s
     kept = tracker_counts.kept_for(c.user)
     parts = [
         tracker_counts.counted(kept.filter(GROUPS[key].condition(c)), key, Coalesce(Sum("n"), 0))
-        if kept is not None and GROUPS[key].by_status_and_rag
+        if kept is not None and key in GROUPS and GROUPS[key].by_status_and_rag
         else tracker_counts.counted(rows, key, Count("pk"))
         for key, rows in selected.items()
     ]
@@ -333,40 +357,72 @@ class Shown:
 
 
 def inbox(user: User, visible: QuerySet[Recommendation]) -> list[tuple[str, list[Shown]]]:
-    """Each section's groups with their counts (one query) and first rows (one query per non-empty group)."""
+    """Each section's groups with their counts (one query) and first rows (two queries, _first_rows)."""
     sections = groups_for(user)
     keys = [key for _title, section in sections for key in section]
     if not keys:
         return []
     c = context_for(user, keys, visible)
-    selected = _selected(visible, c, keys)
-    counts = _counts(selected, c)
-    # A lead who owns nothing is not shown an empty "your recommendations": its rows are not even read.
-    sections = [
-        (title, section)
-        for title, section in sections
-        if not (
-            section == OWNER_GROUPS
-            and not permissions.has_role(user, Role.OWNER)
-            and not any(counts[key] for key in section)
-        )
-    ]
-    shown: dict[str, Shown] = {}
-    for key in (key for _title, section in sections for key in section):
-        group = GROUPS[key]
-        # The first rows chosen by their ids alone, then read in full: sorting a large group (every item
-        # awaiting assurance) then moves ids, not whole joined rows. Still one query.
-        first = selected[key].order_by(*group.order).values("pk")[:INBOX_ROWS]
-        ordered_by = [name for name in group.order if name in ANNOTATIONS]
-        rows = annotate(visible.filter(pk__in=first), user, ordered_by).with_related().order_by(*group.order)
-        if key == "returned":
-            rows = _with_return(rows)
-        elif key == "target_moved":
-            rows = _with_move(rows, c.now)
-        # Asked even when the count is 0, so that home costs the same number of queries whatever the rows
-        # (only a lead's empty "your recommendations", not shown at all, is not asked).
-        shown[key] = Shown(group, counts[key], list(rows))
+    # A lead who is not an owner is shown "your recommendations" only when they own something open: that is
+    # counted first, as one figure, and its five groups are built, counted and read only then.
+    unless_owned = (
+        OWNER_GROUPS if OWNER_GROUPS in dict(sections).values() and not permissions.has_role(user, Role.OWNER) else ()
+    )
+    selected = _selected(visible, c, [key for key in keys if key not in unless_owned])
+    counts = _counts(selected | ({_MINE: visible.filter(_mine(c))} if unless_owned else {}), c)
+    if unless_owned and counts[_MINE]:
+        owned = _selected(visible, c, unless_owned)
+        selected |= owned
+        counts |= _counts(owned, c)
+    elif unless_owned:
+        sections = [(title, section) for title, section in sections if section != unless_owned]
+    keys = [key for _title, section in sections for key in section]
+    rows = _first_rows(visible, selected, c, keys)
+    shown = {key: Shown(GROUPS[key], counts[key], rows[key]) for key in keys}
     return [(title, [shown[key] for key in section]) for title, section in sections]
+
+
+def _ordering(group: Group) -> list:
+    # An annotation may be NULL (an item awaiting assurance with no submission recorded): first, on
+    # every database, as _sort_key puts it.
+    return [F(name).asc(nulls_first=True) if name in ANNOTATIONS else name for name in group.order]
+
+
+def _sort_key(group: Group) -> Callable[[Recommendation], tuple]:
+    def key(rec: Recommendation) -> tuple:
+        return tuple((value is not None, value) for value in (getattr(rec, name) for name in group.order))
+
+    return key
+
+
+def _first_rows(
+    visible: QuerySet[Recommendation], selected: dict[str, QuerySet[Recommendation]], c: Context, keys
+) -> dict[str, list[Recommendation]]:
+    """Each group's first rows in two queries, however many groups: the ids of every group's first rows in
+    one UNION ALL (each chosen by its ids alone, so sorting a large group, every item awaiting assurance,
+    moves ids rather than whole joined rows), then those rows in full. Asked even when every count is 0, so
+    that home costs the same number of queries whatever the rows."""
+    # Each part's LIMIT inside an IN: SQLite allows none on a member of a compound statement itself.
+    parts = [
+        Recommendation.objects.filter(pk__in=selected[key].order_by(*_ordering(GROUPS[key])).values("pk")[:INBOX_ROWS])
+        .order_by()
+        .annotate(inbox_key=Value(key))
+        .values_list("inbox_key", "pk")
+        for key in keys
+    ]
+    chosen = list(parts[0].union(*parts[1:], all=True))
+    reads = {name for key in keys for name in GROUPS[key].order if name in ANNOTATIONS}
+    rows = annotate(visible.filter(pk__in=[pk for _key, pk in chosen]), sorted(reads)).with_related()
+    if "returned" in keys:
+        rows = _with_return(rows)
+    if "target_moved" in keys:
+        rows = _with_move(rows, c.now)
+    found = {rec.pk: rec for rec in rows}
+    first: dict[str, list[Recommendation]] = {key: [] for key in keys}
+    for key, pk in chosen:
+        if pk in found:  # not deleted in between
+            first[key].append(found[pk])
+    return {key: sorted(recs, key=_sort_key(GROUPS[key])) for key, recs in first.items()}
 
 
 def _with_return(rows: QuerySet[Recommendation]) -> QuerySet[Recommendation]:

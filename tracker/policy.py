@@ -17,7 +17,8 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from functools import cache, cached_property, lru_cache
+from functools import cache, cached_property, lru_cache, reduce
+from operator import or_
 from typing import TYPE_CHECKING
 
 from django.contrib.auth import get_user_model
@@ -254,16 +255,30 @@ def _involved(user_id: int | None) -> Q:
     )
     # Each since-opened test is asked only of the few items the person ever did such work on (a set read once
     # from the owner, actor and author indexes), not of every row: a reviewer's home reads every item awaiting.
-    ever = (
-        Q(pk__in=Recommendation.history.model.objects.filter(owner_id=user_id).values("id"))
-        | Q(pk__in=RecommendationEvent.objects.filter(actor_id=user_id).values("recommendation_id"))
-        | Q(pk__in=Evidence.objects.filter(added_by_id=user_id).values("recommendation_id"))
-    )
+    ever = reduce(or_, (Q(pk__in=ids) for ids in _ever_worked_on(user_id)))
     # "Owns it now" as the set of their items, not "owner_id = me": a test on the id alone, which an index of the
     # rows' status holds, so testing every item awaiting assurance reads no row (and it is never NULL, as
     # "owner_id = me" is for an unowned row, which would read as "not annotated": four queries for that row).
     owns = Q(pk__in=Recommendation.objects.filter(owner_id=user_id).values("pk"))
     return owns | (ever & (Exists(history) | Exists(work) | Exists(added)))
+
+
+def _ever_worked_on(user_id: int) -> tuple[QuerySet, ...]:
+    """The ids of the items a person ever owned, acted on or added evidence to, each from its own index."""
+    return (
+        Recommendation.history.model.objects.filter(owner_id=user_id).values_list("id", flat=True),
+        RecommendationEvent.objects.filter(actor_id=user_id).values_list("recommendation_id", flat=True),
+        Evidence.objects.filter(added_by_id=user_id).values_list("recommendation_id", flat=True),
+    )
+
+
+def ever_involved(user: User) -> QuerySet:
+    """The ids of every item four eyes could hold against this person (``fact_involved`` is false for every
+    other): those they own or ever owned, acted on or added evidence to, as one set read from those indexes.
+    A caller that wants the few items someone is involved in asks ``with_involved`` of these alone."""
+    owned = Recommendation.objects.filter(owner_id=user.pk).order_by().values_list("pk", flat=True)
+    ever = [ids.order_by() for ids in _ever_worked_on(user.pk)]
+    return owned.union(*ever)
 
 
 # The state guards: each returns None when the action may happen now, else the reason it may not.

@@ -151,7 +151,10 @@ def _order(key: str, rec: Recommendation):
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_each_groups_count_rows_and_list_are_its_rule_applied_to_each_item(seed):
+# Four eyes' exclusions as a list of ids, and (past INVOLVED_LISTED) as the query that finds them.
+@pytest.mark.parametrize("involved_listed", [inbox.INVOLVED_LISTED, 0])
+def test_each_groups_count_rows_and_list_are_its_rule_applied_to_each_item(seed, involved_listed, monkeypatch):
+    monkeypatch.setattr(inbox, "INVOLVED_LISTED", involved_listed)
     rng = random.Random(seed)
     org = OrganisationFactory(slug=f"org{seed}")
     inspection = InspectionFactory(organisation=org)
