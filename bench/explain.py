@@ -98,7 +98,7 @@ def main() -> None:
             for _ in range(10):
                 client.get(url)
             profiler.disable()
-            pstats.Stats(profiler).sort_stats("cumulative").print_stats(60)
+            pstats.Stats(profiler).sort_stats(os.environ.get("SORT", "cumulative")).print_stats(60)
 
 
 with override_settings(STORAGES=pages.STATIC):

@@ -16,11 +16,10 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import reduce
-from operator import or_
 from typing import TYPE_CHECKING
 
-from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery, Sum, Value
+from django.db import connection
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -28,7 +27,6 @@ from tracker import counts as tracker_counts
 from tracker import deadlines, permissions, policy
 from tracker.models import (
     Evidence,
-    ProgressUpdate,
     Recommendation,
     RecommendationEvent,
     Reminder,
@@ -58,7 +56,6 @@ class Context:
     user: User
     today: dt.date
     now: dt.datetime
-    intervals: tuple[int, ...] = ()  # the review intervals in use: "stuck" is written per interval
     # The items awaiting assurance or a verdict on evidence that this person worked on (four eyes: not theirs
     # to assure): their ids, or when there are very many, the query that finds them.
     involved: frozenset[int] | QuerySet = frozenset()
@@ -74,7 +71,6 @@ class Group:
     # The annotations (ANNOTATIONS) its condition and order read: only these are computed for its count
     # and rows, so a group that reads none costs a plain indexed query.
     reads: tuple[str, ...] = ()
-    needs_intervals: bool = False
     needs_involved: bool = False
     # Its condition reads only status and RAG: counted from the kept counts (tracker.counts) for someone who
     # sees the whole organisation, a few rows instead of every one of that rating.
@@ -151,20 +147,9 @@ def _red(c: Context) -> Q:
 
 
 def _stuck(c: Context) -> Q:
-    """No progress update (or, never updated, no change since it was made) for two review intervals.
-
-    That is: no update since then, and made before then unless it has an update at all (an update is the
-    item's last activity even when dated before the item, as an imported history can be). Read from the
-    recent updates (the date index), not from every open row's latest update."""
-    updated = ProgressUpdate.objects.filter(recommendation=OuterRef("pk"))
-    per_interval = []
-    for days in c.intervals:
-        since = c.now - dt.timedelta(days=2 * days)
-        recent = ProgressUpdate.objects.filter(created_at__gte=since).values("recommendation_id")
-        per_interval.append(
-            Q(review_interval_days=days) & ~Q(pk__in=recent) & (Q(created_at__lt=since) | Exists(updated))
-        )
-    return Recommendation.open_q() & (reduce(or_, per_interval) if per_interval else Q(pk__in=[]))
+    """No progress update (or, never updated, no change since it was made) for two review intervals: the date
+    that happens is kept on the row (``tracker.kept``), so this is read from its index."""
+    return Recommendation.open_q() & Q(stuck_from__lt=c.now)
 
 
 def _reminders_failed(c: Context) -> Q:
@@ -212,8 +197,7 @@ GROUPS = {
             "Awaiting your assurance",
             "Nothing awaits your assurance.",
             _awaiting,
-            ("inbox_submitted_at", "pk"),
-            reads=("inbox_submitted_at",),
+            ("submitted_at", "pk"),
             needs_involved=True,
         ),
         Group(
@@ -237,7 +221,6 @@ GROUPS = {
             "Stuck: no update for two review intervals",
             "Nothing is stuck.",
             _stuck,
-            needs_intervals=True,
         ),
         Group(
             "reminders_failed",
@@ -261,12 +244,10 @@ def _latest(events: QuerySet, field: str) -> Subquery:
 
 
 _ASSURANCE_QS = RecommendationEvent.objects.filter(action__in=_ASSURANCE_EVENTS)
-_SUBMITTED_QS = RecommendationEvent.objects.filter(action=Event.SUBMITTED)
 # What a condition reads beyond the row, each a correlated subquery, asked only by the groups that read it.
 ANNOTATIONS: dict[str, Callable[[], object]] = {
     # Never NULL: "not returned" must be true, not unknown, for an item with no such event yet.
     "inbox_assurance_action": lambda: Coalesce(_latest(_ASSURANCE_QS, "action"), Value("")),
-    "inbox_submitted_at": lambda: _latest(_SUBMITTED_QS, "at"),
 }
 
 
@@ -283,15 +264,10 @@ INVOLVED_LISTED = 1000
 def context_for(user: User, keys, visible: QuerySet[Recommendation] | None = None) -> Context:
     now = timezone.now()
     visible = visible if visible is not None else permissions.visible_recommendations(user)
-    intervals: tuple[int, ...] = ()
-    if any(GROUPS[key].needs_intervals for key in keys):
-        intervals = tuple(
-            visible.filter(Recommendation.open_q()).order_by().values_list("review_interval_days", flat=True).distinct()
-        )
     involved: frozenset[int] | QuerySet = frozenset()
     if any(GROUPS[key].needs_involved for key in keys):
         involved = _involved_in(visible, user)
-    return Context(user=user, today=timezone.localdate(), now=now, intervals=intervals, involved=involved)
+    return Context(user=user, today=timezone.localdate(), now=now, involved=involved)
 
 
 def _involved_in(visible: QuerySet[Recommendation], user: User) -> frozenset[int] | QuerySet:
@@ -382,15 +358,14 @@ def inbox(user: User, visible: QuerySet[Recommendation]) -> list[tuple[str, list
     return [(title, [shown[key] for key in section]) for title, section in sections]
 
 
-def _ordering(group: Group) -> list:
-    # An annotation may be NULL (an item awaiting assurance with no submission recorded): first, on
-    # every database, as _sort_key puts it.
-    return [F(name).asc(nulls_first=True) if name in ANNOTATIONS else name for name in group.order]
-
-
 def _sort_key(group: Group) -> Callable[[Recommendation], tuple]:
+    """The group's order in Python, for its first rows read in one query: an empty date (an item awaiting
+    assurance with no submission recorded) where the database puts it, last on PostgreSQL, first on SQLite."""
+    empty_last = connection.features.nulls_order_largest
+
     def key(rec: Recommendation) -> tuple:
-        return tuple((value is not None, value) for value in (getattr(rec, name) for name in group.order))
+        values = (getattr(rec, name) for name in group.order)
+        return tuple(((value is None) == empty_last, value) for value in values)
 
     return key
 
@@ -404,15 +379,14 @@ def _first_rows(
     that home costs the same number of queries whatever the rows."""
     # Each part's LIMIT inside an IN: SQLite allows none on a member of a compound statement itself.
     parts = [
-        Recommendation.objects.filter(pk__in=selected[key].order_by(*_ordering(GROUPS[key])).values("pk")[:INBOX_ROWS])
+        Recommendation.objects.filter(pk__in=selected[key].order_by(*GROUPS[key].order).values("pk")[:INBOX_ROWS])
         .order_by()
         .annotate(inbox_key=Value(key))
         .values_list("inbox_key", "pk")
         for key in keys
     ]
     chosen = list(parts[0].union(*parts[1:], all=True))
-    reads = {name for key in keys for name in GROUPS[key].order if name in ANNOTATIONS}
-    rows = annotate(visible.filter(pk__in=[pk for _key, pk in chosen]), sorted(reads)).with_related()
+    rows = visible.filter(pk__in=[pk for _key, pk in chosen]).with_related()
     if "returned" in keys:
         rows = _with_return(rows)
     if "target_moved" in keys:

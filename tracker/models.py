@@ -516,7 +516,11 @@ class Recommendation(models.Model):
     version = models.PositiveIntegerField(default=1)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
-    history = HistoricalRecords()
+    # Kept by database triggers from its events and progress updates (tracker.kept), never by the application,
+    # and not history: when it was last submitted for assurance, and when it counts as stuck.
+    submitted_at = models.DateTimeField(null=True, editable=False)
+    stuck_from = models.DateTimeField(null=True, editable=False)
+    history = HistoricalRecords(excluded_fields=["submitted_at", "stuck_from"])
 
     objects = RecommendationQuerySet.as_manager()
 
@@ -546,7 +550,10 @@ class Recommendation(models.Model):
             # One per list order (tracker.forms.SORTS, the API's orderings), each ending in the id that
             # breaks ties, so a page is read from the index in order and a cursor seeks straight to it.
             models.Index(fields=["organisation", "next_review_due", "id"], name="rec_org_due_idx"),
-            models.Index(fields=["organisation", "owner", "next_review_due", "id"], name="rec_org_owner_due_idx"),
+            # The status last: home's count of items with no owner reads the index alone.
+            models.Index(
+                fields=["organisation", "owner", "next_review_due", "id", "status"], name="rec_org_owner_due_idx"
+            ),
             # The finding last: the dashboard's overdue count by inspection reads the index alone (covering).
             models.Index(
                 fields=["organisation", "status", "next_review_due", "id", "finding"], name="rec_org_status_due_idx"
@@ -559,10 +566,13 @@ class Recommendation(models.Model):
             models.Index(fields=["organisation", "status", "updated_at", "id"], name="rec_org_status_updated_idx"),
             # The dashboard's weekly figures: what was created in the last weeks, not every row's date.
             models.Index(fields=["organisation", "created_at"], name="rec_org_created_idx"),
-            # Home's "stuck": the review intervals in use, and each open item's interval and age, from the index alone.
+            # Home's "stuck" (counted from the index alone), "awaiting your assurance" (longest first) and "no
+            # target date" (by review date, as the list's sort by target date; the status last, so that counting
+            # them reads the index alone: SQLite's statistics cannot tell that a quarter have no target date).
+            models.Index(fields=["organisation", "status", "stuck_from", "id"], name="rec_org_status_stuck_idx"),
+            models.Index(fields=["organisation", "status", "submitted_at", "id"], name="rec_org_status_submitted_idx"),
             models.Index(
-                fields=["organisation", "status", "review_interval_days", "created_at", "id"],
-                name="rec_org_status_interval_idx",
+                fields=["organisation", "target_date", "next_review_due", "id", "status"], name="rec_org_target_due_idx"
             ),
         ]
 
