@@ -4,11 +4,12 @@ A group is a condition on the recommendations a person may see. Home shows each 
 its first few rows; the list (``?group=<key>``, ``tracker.filters``) shows the same group in full,
 with the same condition, so the count on home and the length of the list cannot disagree.
 
-What a condition needs beyond the row itself (the latest assurance event, four eyes) is an annotation,
-computed only for the groups that read it; pending evidence, moved target dates, recent progress updates
-and failed reminders are read from their own few rows. Counting every group is one query (each
-group's count from its own narrow set, in one UNION ALL) and listing a group is one more, however many
-recommendations there are.
+What a condition needs beyond the row itself is kept on the row (the latest submission and when it counts
+as stuck, ``tracker.kept``), an annotation computed only for the groups that read it (the latest assurance
+event), or asked once for the page (four eyes: the few items the person worked on, ``Context.involved``);
+pending evidence, moved target dates and failed reminders are read from their own few rows. Counting every
+group is one query (each group's count from its own narrow set, in one UNION ALL) and their first rows are
+two more (``_first_rows``), however many recommendations and groups there are.
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ class Group:
     # The annotations (ANNOTATIONS) its condition and order read: only these are computed for its count
     # and rows, so a group that reads none costs a plain indexed query.
     reads: tuple[str, ...] = ()
-    needs_involved: bool = False
+    needs_involved: bool = False  # its condition reads Context.involved
     # Its condition reads only status and RAG: counted from the kept counts (tracker.counts) for someone who
     # sees the whole organisation, a few rows instead of every one of that rating.
     by_status_and_rag: bool = False

@@ -104,8 +104,11 @@ POSTGRESQL = [
     f"""CREATE OR REPLACE FUNCTION tracker_kept_rec() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
         NEW.submitted_at := {_SUBMITTED.format(rec="NEW")};
-        NEW.stuck_from := COALESCE({_LAST_UPDATE.format(rec="NEW")}, NEW.created_at)
-            + make_interval(hours => 48 * NEW.review_interval_days);
+        -- An interval out of range is refused by the table's check, after this trigger: it must not
+        -- overflow here first, which would say "integer out of range" instead.
+        NEW.stuck_from := CASE WHEN NEW.review_interval_days <= 1000000 THEN
+            COALESCE({_LAST_UPDATE.format(rec="NEW")}, NEW.created_at)
+            + make_interval(hours => 48 * NEW.review_interval_days) END;
         RETURN NEW;
     END $$""",
     # Touch the row (a no-op write of one column); tracker_kept_rec computes both dates as it is written.

@@ -146,6 +146,18 @@ _OVERDUE = mark_safe('<br><strong class="govuk-tag govuk-tag--red">Overdue</stro
 _DAY = "j M Y"
 
 
+def _standing(rec: Recommendation) -> tuple:
+    """Owner, status, RAG and review date, as the list's rows and home's show them."""
+    return (
+        rec.owner or "No owner",
+        status_colour(rec.status),
+        rec.get_status_display(),
+        rag_colour(rec.rag),
+        rec.get_rag_display(),
+        date(rec.next_review_due, _DAY),
+    )
+
+
 @register.simple_tag
 def recommendation_rows(rows, today, bulk: bool, selectable: set[int], selected: set[int]) -> str:
     """The table rows of the recommendation list; ``bulk``: with a tick box on each row that may be changed."""
@@ -166,12 +178,7 @@ def recommendation_rows(rows, today, bulk: bool, selectable: set[int], selected:
                 rec.finding.reference,
                 rec.title,
                 rec.finding.inspection,
-                rec.owner or "No owner",
-                status_colour(rec.status),
-                rec.get_status_display(),
-                rag_colour(rec.rag),
-                rec.get_rag_display(),
-                date(rec.next_review_due, _DAY),
+                *_standing(rec),
                 _OVERDUE if rec.review_state(today) == "overdue" else "",
                 date(rec.target_date, _DAY) or "Not set",
             )
@@ -218,12 +225,7 @@ def inbox_rows(key: str, rows, today) -> str:
                 rec.get_absolute_url(),
                 rec.finding.reference,
                 rec.title,
-                rec.owner or "No owner",
-                status_colour(rec.status),
-                rec.get_status_display(),
-                rag_colour(rec.rag),
-                rec.get_rag_display(),
-                date(rec.next_review_due, _DAY),
+                *_standing(rec),
                 _INLINE_OVERDUE if rec.review_state(today) == "overdue" else "",
                 label,
                 _inbox_last_cell(key, rec, today),
