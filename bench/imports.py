@@ -71,7 +71,7 @@ def csv_file(rows: int, slug: str) -> bytes:
                 "Kind": "Cause of concern",
                 "Title": f"Respond to missing children, finding {n}",
                 "Summary": "The response to children who go missing was slow and inconsistent. " * 4,
-                "Inspectorate's words": "children were not always found quickly",
+                "Quotation": "children were not always found quickly",
                 "Source": "The inspection report",
                 "Source location": f"page {n % 90 + 1}",
                 "Themes": "" if n % 5 == 0 else "bench-theme",
