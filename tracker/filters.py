@@ -72,6 +72,10 @@ def _inspections(request) -> QuerySet[Inspection]:
     return permissions.visible_inspections(request.user) if request else Inspection.objects.none()
 
 
+# Past this many people matching an owner's name, the filter asks for them in a subquery, not by their ids.
+NAMES_LISTED = 500
+
+
 def _owners(request) -> QuerySet[User]:
     if request is None or request.user.organisation_id is None:
         return User.objects.none()
@@ -141,7 +145,11 @@ class RecommendationFilter(StrictFilterSet):
                 | Q(username__iexact=word)
                 | Q(email__iexact=word)
             )
-        return queryset.filter(owner__in=people.values("pk"))
+        # The few people first, then their items from the owner index. Asked in one query, PostgreSQL guessed
+        # that a name matches a tenth of the owners and walked every recommendation in list order testing each
+        # (128 ms at 100,000 for 7 people); very many matches are still asked as a subquery.
+        matching = list(people.values_list("pk", flat=True)[: NAMES_LISTED + 1])
+        return queryset.filter(owner__in=matching if len(matching) <= NAMES_LISTED else people.values("pk"))
 
     def filter_group(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
         if not value or self.request is None:

@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from tests.factories import InspectionFactory, RecommendationFactory, UserFactory
-from tracker import search, views, workflow
+from tracker import filters, search, views, workflow
 from tracker.forms import SORTS
 from tracker.models import Finding, Recommendation
 from tracker.permissions import Role
@@ -179,7 +179,12 @@ def test_each_indexed_order_is_read_from_an_index_without_sorting(client, rita, 
     assert "TEMP B-TREE" not in plan, plan
 
 
-def test_the_owner_filter_finds_people_by_name_and_offers_no_list_of_people(client, rita, org, inspection, olly):
+# The matching people by their ids, and (past NAMES_LISTED) by a subquery.
+@pytest.mark.parametrize("names_listed", [filters.NAMES_LISTED, 0])
+def test_the_owner_filter_finds_people_by_name_and_offers_no_list_of_people(
+    client, rita, org, inspection, olly, names_listed, monkeypatch
+):
+    monkeypatch.setattr(filters, "NAMES_LISTED", names_listed)
     olly.first_name, olly.last_name = "Olive", "Oyelaran"
     olly.save()
     RecommendationFactory(finding__inspection=inspection, title="Hers", owner=olly)
