@@ -462,18 +462,24 @@ def by_status(organisation_id: int, today: dt.date) -> tuple[dict[str, int], int
     return counts, counts.pop(_OVERDUE, 0)
 
 
-def by_status_in_theme(organisation_id: int, theme_id: int, today: dt.date) -> tuple[dict[str, int], int]:
-    """``by_status`` of the organisation's recommendations with a theme, from the kept counts alone, in one
-    query: overdue is ``Recommendation.overdue_q`` applied to the kept rows (same field names, so a change
-    to the rule that reads another column fails loudly here rather than counting something else)."""
-    rows = (
-        ThemeStatusCount.objects.filter(organisation_id=organisation_id, theme_id=theme_id)
-        .order_by()
+def in_theme(organisation_id: int, theme_id: int) -> QuerySet[ThemeStatusCount]:
+    """The kept rows of the organisation's recommendations with a theme: each a status, a review date and how
+    many. A filter on those two columns (the list's status, overdue and due dates) selects among them as among
+    the recommendations, since the columns have the same names."""
+    return ThemeStatusCount.objects.filter(organisation_id=organisation_id, theme_id=theme_id)
+
+
+def by_status_in(rows: QuerySet[ThemeStatusCount], today: dt.date) -> tuple[dict[str, int], int]:
+    """``by_status`` of the recommendations these kept rows count, in one query: overdue is
+    ``Recommendation.overdue_q`` applied to the rows (same field names, so a change to the rule that reads
+    another column fails loudly here rather than counting something else)."""
+    grouped = (
+        rows.order_by()
         .values_list("status")
         .annotate(total=Sum("n"), late=Coalesce(Sum("n", filter=Recommendation.overdue_q(today)), 0))
     )
     counts, overdue = {}, 0
-    for status, n, late in rows:
+    for status, n, late in grouped:
         counts[status] = n
         overdue += late
     return counts, overdue
