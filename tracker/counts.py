@@ -19,10 +19,9 @@ count. What depends on today (overdue, target missed) is not kept: it is counted
 review and target dates.
 
 Made by migrations 0016_scale_counts and 0022_theme through ``install``, which also fills the tables from
-the rows. Like
-the search index's triggers, SQLite drops these when a migration remakes ``tracker_recommendation``,
-``tracker_finding`` or ``tracker_finding_themes``: such a migration must call ``install`` again
-(``tests/web/test_scale.py`` checks the triggers exist).
+the rows. Like the search index's triggers, SQLite drops these when a migration remakes
+``tracker_recommendation``, ``tracker_finding`` or ``tracker_finding_themes``: such a migration must call
+``install`` again (``tests/oversight/test_counts.py`` checks the triggers exist).
 
 On PostgreSQL, a change of status or RAG updates two counter rows; the trigger always touches them in
 the same order, so two writers moving recommendations opposite ways wait for each other, never deadlock.
