@@ -1446,6 +1446,29 @@ class RecommendationCount(models.Model):
         return f"{self.inspection_id} {self.status}/{self.rag or '-'}: {self.n}"
 
 
+class ThemeStatusCount(models.Model):
+    """How many of an organisation's recommendations have a theme, a status and a next review date: kept
+    by triggers like ``RecommendationCount``, for the list filtered by a theme (its counts by status, and
+    the overdue ones among them: the date is in the key because overdue depends on today)."""
+
+    # The unique constraint leads with it: no index of its own.
+    organisation = models.ForeignKey(Organisation, on_delete=models.CASCADE, related_name="+", db_index=False)
+    theme = models.ForeignKey(Theme, on_delete=models.CASCADE, related_name="+")
+    status = models.CharField(max_length=32)
+    next_review_due = models.DateField()
+    n = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organisation", "theme", "status", "next_review_due"], name="themestatuscount_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.theme_id} {self.status} {self.next_review_due}: {self.n}"
+
+
 class ThemeCount(models.Model):
     """How many findings (strengths aside) of an inspection carry a theme: kept by triggers like
     ``RecommendationCount``, for the dashboard's themes."""

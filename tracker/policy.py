@@ -236,7 +236,8 @@ def _opened_at_expression() -> Coalesce:
 def with_involved(qs: QuerySet[Recommendation], user: User) -> QuerySet[Recommendation]:
     """Annotate only four eyes' fact, did ``user`` do the work since the item was last opened (``fact_involved``,
     and ``fact_opened_at`` it reads), for a caller that asks no other fact (home's inbox)."""
-    return qs.annotate(fact_opened_at=_opened_at_expression()).annotate(fact_involved=_involved(user.pk))
+    # An alias, not selected: only the facts' subqueries read it.
+    return qs.alias(fact_opened_at=_opened_at_expression()).annotate(fact_involved=_involved(user.pk))
 
 
 @lru_cache(maxsize=1024)

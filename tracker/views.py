@@ -151,11 +151,18 @@ def _first_matches(filterset, results, ordering, overdue) -> list[tuple[int, str
     return read(results)
 
 
-def _unfiltered(filterset) -> bool:
-    """No filter narrows the list (a sort or a page is not a filter), and none is refused."""
+# The list's filters that read only a recommendation's status and review date: with a theme, they select
+# among the rows kept by theme (tracker.counts.in_theme) as among the recommendations.
+KEPT_BY_THEME = {"status", "overdue", "due_before", "due_after"}
+
+
+def _narrowed_by(filterset) -> set[str] | None:
+    """The filters that narrow the list (a sort or a page is not a filter); None when one is refused."""
     if not filterset.is_bound:
-        return True
-    return filterset.is_valid() and all(value in (None, "", []) for value in filterset.form.cleaned_data.values())
+        return set()
+    if not filterset.is_valid():
+        return None
+    return {name for name, value in filterset.form.cleaned_data.items() if value not in (None, "", [])}
 
 
 def _list_post(request: HttpRequest, bulk_form) -> HttpResponse | None:
@@ -249,13 +256,20 @@ def recommendation_list(request: HttpRequest) -> HttpResponse:
         response = _list_post(request, bulk_form)
         if response is not None:
             return response
-    # Every count in one query: for the whole organisation unfiltered, from the counts kept as rows change;
-    # for a search, from its capped read; otherwise grouped over the filtered rows (overdue ones are all open).
+    # Every count in one query: for the whole organisation, unfiltered or by a theme (and its status or review
+    # date), from the counts kept as rows change; for a search, from its capped read; otherwise grouped over
+    # the filtered rows (overdue ones are all open).
+    narrowed = _narrowed_by(filterset)
+    kept = tracker_counts.kept_for(request.user) is not None
     if capped is not None:
         by_status = Counter(status for _pk, status, _overdue in capped[: SEARCH_COUNT_LIMIT + 1])
         overdue_count = sum(bool(is_overdue) for _pk, _status, is_overdue in capped[: SEARCH_COUNT_LIMIT + 1])
-    elif tracker_counts.kept_for(request.user) is not None and _unfiltered(filterset):
+    elif kept and narrowed == set():
         by_status, overdue_count = tracker_counts.by_status(request.user.organisation_id, timezone.localdate())
+    elif kept and narrowed and "theme" in narrowed and narrowed <= {"theme", *KEPT_BY_THEME}:
+        rows = tracker_counts.in_theme(request.user.organisation_id, filterset.form.cleaned_data["theme"].pk)
+        rows = filterset.filter_queryset(rows, skip=set(filterset.filters) - KEPT_BY_THEME)
+        by_status, overdue_count = tracker_counts.by_status_in(rows, timezone.localdate())
     else:
         grouped = list(
             results.order_by().values_list("status").annotate(n=Count("pk"), overdue=Count("pk", filter=overdue))

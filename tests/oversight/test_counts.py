@@ -13,7 +13,7 @@ from django.urls import reverse
 
 from tests.factories import InspectionFactory, RecommendationFactory, ThemeFactory
 from tracker import counts, dashboard, workflow
-from tracker.models import Finding, Recommendation, RecommendationCount, Theme, ThemeCount
+from tracker.models import Finding, Recommendation, RecommendationCount, Theme, ThemeCount, ThemeStatusCount
 
 pytestmark = pytest.mark.django_db
 
@@ -32,10 +32,26 @@ def _fresh_recommendations() -> list[tuple]:
     return sorted(tuple(row) for row in rows)
 
 
+def _kept_theme_statuses() -> list[tuple]:
+    rows = ThemeStatusCount.objects.values_list("organisation_id", "theme_id", "status", "next_review_due", "n")
+    return sorted(rows)
+
+
+def _fresh_theme_statuses() -> list[tuple]:
+    rows = (
+        Recommendation.objects.filter(finding__themes__isnull=False)
+        .order_by()
+        .values_list("organisation_id", "finding__themes", "status", "next_review_due")
+        .annotate(n=Count("pk"))
+    )
+    return sorted(tuple(row) for row in rows)
+
+
 def _agree(*users) -> None:
-    """The kept tables equal a fresh count, no counter is below zero, and the dashboard shows the same
-    figures read from them as counted afresh."""
+    """The kept tables equal a fresh count, no counter is below zero (and no theme's row is left at zero),
+    and the dashboard shows the same figures read from them as counted afresh."""
     assert _kept_recommendations() == _fresh_recommendations()
+    assert _kept_theme_statuses() == _fresh_theme_statuses()
     everything = list(Finding.objects.values_list("inspection_id", flat=True).distinct())
     kept = ThemeCount.objects.filter(n__gt=0).values_list("theme_id", "inspection_id", "n")
     assert sorted(kept) == sorted(counts.fresh_themes_by_inspection(everything))
@@ -118,6 +134,7 @@ def test_the_kept_counts_equal_a_fresh_count_after_every_kind_of_write(client, o
     # Bulk and raw SQL: a queryset's update, a finding becoming a strength and back, themes set and cleared.
     Recommendation.objects.filter(organisation=org, status="not_started").update(status="in_progress", rag="green")
     Recommendation.objects.filter(pk=new.pk).update(rag="")
+    Recommendation.objects.filter(organisation=org, status="in_progress").update(next_review_due=dt.date(2031, 1, 1))
     some = Finding.objects.filter(inspection__organisation=org, themes__isnull=False).distinct().first()
     Finding.objects.filter(pk=some.pk).update(kind=Finding.Kind.STRENGTH)
     _agree(rita)
@@ -129,6 +146,15 @@ def test_the_kept_counts_equal_a_fresh_count_after_every_kind_of_write(client, o
     some.themes.clear()
     with connection.cursor() as cursor:
         cursor.execute("UPDATE tracker_recommendation SET status = 'closed' WHERE id = %s", [second.pk])
+    _agree(rita)
+
+    # A recommendation moved to another finding with other themes (one in common), by raw SQL.
+    moved = RecommendationFactory(finding__inspection=here)
+    moved.finding.themes.add(theme, ThemeFactory(slug="left-behind"))
+    target = Finding.objects.create(inspection=here, reference="MOVED", kind="concern", summary="-")
+    target.themes.add(theme, ThemeFactory(slug="taken-up"))
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE tracker_recommendation SET finding_id = %s WHERE id = %s", [target.pk, moved.pk])
     _agree(rita)
 
     # Deletions (not something staff can do, but a database fix might): a recommendation, its finding, a theme.
@@ -186,4 +212,4 @@ def test_the_count_triggers_exist_after_every_migration():
     copies the table) drops their triggers silently: it must call tracker.counts.install again."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")
-        assert set(counts.TRIGGERS) <= {row[0] for row in cursor.fetchall()}
+        assert {*counts.TRIGGERS, *counts.THEME_STATUS_TRIGGERS} <= {row[0] for row in cursor.fetchall()}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from urllib.parse import urlencode
 
 import pytest
 from django.db import connection
@@ -13,8 +14,8 @@ from django.http import QueryDict
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from tests.factories import RecommendationFactory
-from tracker import search, views
+from tests.factories import RecommendationFactory, ThemeFactory
+from tracker import permissions, search, views
 from tracker.filters import RecommendationFilter
 from tracker.models import Recommendation
 
@@ -98,6 +99,64 @@ def test_the_counts_shown_equal_a_fresh_count_through_every_kind_of_write(
     filtered = RecommendationFilter(QueryDict(query.lstrip("?")), queryset=scope).qs
     assert shown == _fresh(filtered)
     assert _fresh(scope)["Review overdue"] == 2 and _fresh(scope)["Closed"] == 4
+
+
+@pytest.mark.parametrize(
+    "narrowed",
+    [
+        {},
+        {"status": ["closed", "in_progress"]},
+        {"overdue": "true"},
+        {"overdue": "false", "due_before": "TODAY"},
+        {"due_after": "TODAY"},
+        {"inspection": "INSPECTION"},
+    ],
+    ids=["alone", "statuses", "overdue", "not overdue and due before", "due after", "inspection"],
+)
+@pytest.mark.parametrize("viewer", ["rita", "olly"], ids=["sees everything", "sees their own"])
+def test_a_themes_counts_equal_a_fresh_count_of_what_the_viewer_sees(
+    client, request, inspection, other_org, olly, otto, narrowed, viewer
+):
+    """Filtered by a theme (and its status or review date), someone who sees the whole organisation is shown
+    the kept counts; they must equal a fresh count through every kind of write, and an owner's must stay over
+    their own. Another filter (the inspection) is counted afresh."""
+    today = timezone.localdate()
+    shared, other = ThemeFactory(slug="shared"), ThemeFactory(slug="other")
+    recs = [
+        RecommendationFactory(
+            finding__inspection=inspection,
+            owner=[olly, otto, None][n % 3],
+            status=["not_started", "in_progress", "awaiting_assurance", "closed"][n % 4],
+            next_review_due=today + dt.timedelta(days=n % 3 - 1),
+        )
+        for n in range(15)
+    ]
+    for n, rec in enumerate(recs):
+        rec.finding.themes.set([[shared], [shared, other], [other], []][n % 4])
+    elsewhere = RecommendationFactory(finding__inspection__organisation=other_org, next_review_due=today)
+    elsewhere.finding.themes.add(shared)
+    # Raw writes, no workflow: a status, review dates (an overdue one reviewed, one falling overdue), themes
+    # added and removed, a deletion.
+    Recommendation.objects.filter(pk=recs[0].pk).update(status="closed")
+    assert recs[9].is_overdue(today) and not recs[4].is_overdue(today) and not recs[5].is_overdue(today)
+    Recommendation.objects.filter(pk=recs[9].pk).update(next_review_due=today)
+    Recommendation.objects.filter(pk__in=[recs[4].pk, recs[5].pk]).update(next_review_due=today - dt.timedelta(days=30))
+    recs[2].finding.themes.add(shared)
+    recs[1].finding.themes.remove(shared)
+    Recommendation.objects.filter(pk=recs[8].pk).delete()
+    person = request.getfixturevalue(viewer)
+    client.force_login(person)
+
+    placeholders = {"TODAY": str(today), "INSPECTION": str(inspection.pk)}
+    query = {"theme": "shared", **narrowed}
+    query |= {name: placeholders[value] for name, value in narrowed.items() if value in ("TODAY", "INSPECTION")}
+    with CaptureQueriesContext(connection) as captured:
+        shown = _shown(client.get(LIST, query).content.decode())
+
+    visible = permissions.visible_recommendations(person)
+    assert shown == _fresh(RecommendationFilter(QueryDict(urlencode(query, doseq=True)), queryset=visible).qs)
+    kept = any("tracker_themestatuscount" in q["sql"] for q in captured.captured_queries)
+    assert kept == (viewer == "rita" and "inspection" not in narrowed)
 
 
 def test_a_refused_filter_counts_nothing(client, rita, inspection):

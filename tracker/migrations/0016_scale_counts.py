@@ -7,7 +7,8 @@ import tracker.counts
 
 
 def install_counts(apps, schema_editor):
-    tracker.counts.install(schema_editor)
+    # ThemeStatusCount's triggers come with its table, in 0022_theme.
+    tracker.counts.install(schema_editor, theme_status=False)
 
 
 def uninstall_counts(apps, schema_editor):
