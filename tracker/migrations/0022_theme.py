@@ -17,7 +17,7 @@ def uninstall_counts(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('tracker', '0020_csv_export_jobs'),
+        ('tracker', '0021_inbox_kept'),
     ]
 
     operations = [
