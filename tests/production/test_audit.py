@@ -26,6 +26,7 @@ from tracker.models import (
     Reminder,
     SweepRun,
     ThemeCount,
+    ThemeStatusCount,
 )
 from tracker.permissions import Role
 from tracker.uploads import check_upload
@@ -36,7 +37,7 @@ from tracker.uploads import check_upload
 # sweep happened (the system writes it, nobody edits it). An export job is a file the worker made and its
 # progress, written only by the system; taking the file is recorded in the access log. An import job is
 # likewise the worker's record of one upload; what it imported has its own history.
-# The dashboard's kept counts (tracker.counts) are figures the database derives from the recommendations by
+# The dashboard's and the list's kept counts (tracker.counts) are figures the database derives from the recommendations by
 # trigger; the recommendations' own history is the record.
 OWN_RECORD = {
     RecommendationEvent,
@@ -48,6 +49,7 @@ OWN_RECORD = {
     ImportJob,
     RecommendationCount,
     ThemeCount,
+    ThemeStatusCount,
 }
 
 
