@@ -274,14 +274,23 @@ def context_for(user: User, keys, visible: QuerySet[Recommendation] | None = Non
 def _involved_in(visible: QuerySet[Recommendation], user: User) -> frozenset[int] | QuerySet:
     """Four eyes (``policy.with_involved``) asked once, of the items awaiting assurance or a verdict on evidence,
     for the few this person worked on: the groups then exclude a list of ids, where asking each row would
-    build and compile four eyes' subqueries for every group's count and rows (a third of a lead's home)."""
+    build and compile four eyes' subqueries for every group's count and rows (a third of a lead's home).
+
+    First the candidates the person ever touched (``policy.ever_involved``, a few ids from their own indexes;
+    a reviewer or lead has usually touched none, and four eyes is then not even built), then four eyes of
+    those alone."""
     pending = Evidence.objects.filter(verdict=Evidence.Verdict.PENDING).values("recommendation_id")
-    candidates = Q(status=Status.AWAITING_ASSURANCE) | (Recommendation.open_q() & Q(pk__in=pending))
-    # Four eyes asked only of the few the person ever touched: every item awaiting, a seq scan on PostgreSQL.
-    candidates &= Q(pk__in=policy.ever_involved(user))
-    worked_on = policy.with_involved(visible.filter(candidates), user).filter(fact_involved=True).order_by()
-    ids = list(worked_on.values_list("pk", flat=True)[: INVOLVED_LISTED + 1])
-    return frozenset(ids) if len(ids) <= INVOLVED_LISTED else worked_on.values("pk")
+    candidates = visible.filter(
+        Q(status=Status.AWAITING_ASSURANCE) | (Recommendation.open_q() & Q(pk__in=pending)),
+        pk__in=policy.ever_involved(user),
+    ).order_by()
+    touched = list(candidates.values_list("pk", flat=True)[: INVOLVED_LISTED + 1])
+    if not touched:
+        return frozenset()
+    if len(touched) > INVOLVED_LISTED:
+        return policy.with_involved(candidates, user).filter(fact_involved=True).values("pk")
+    worked_on = policy.with_involved(visible.filter(pk__in=touched), user).filter(fact_involved=True).order_by()
+    return frozenset(worked_on.values_list("pk", flat=True))
 
 
 def filter_group(qs: QuerySet[Recommendation], user: User, key: str) -> QuerySet[Recommendation]:

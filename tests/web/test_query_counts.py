@@ -51,7 +51,7 @@ def _queries(client, url: str) -> int:
     [
         # Home: the counts, the first rows (two queries, whatever the groups), and the person's own plan actions
         # and measures awaiting data (issue 16: two); a reviewer's and a lead's also the items four eyes keeps
-        # from them (one).
+        # from them (one, and one more when they touched any item awaiting a verdict).
         ("olly", "/", 9),
         ("rita", "/", 10),
         ("lead", "/", 12),  # and the inspection deadlines (one query); not its own empty groups

@@ -57,7 +57,11 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name="recommendation",
-            index=models.Index(fields=["organisation", "status", "stuck_from", "id"], name="rec_org_status_stuck_idx"),
+            index=models.Index(
+                condition=models.Q(("status__in", ("not_started", "in_progress", "awaiting_assurance"))),
+                fields=["organisation", "stuck_from", "id", "status"],
+                name="rec_org_open_stuck_idx",
+            ),
         ),
         migrations.AddIndex(
             model_name="recommendation",
