@@ -162,13 +162,19 @@ class RecommendationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Tr
         "owner__last_name",
     )
 
+    # Home's kept dates (tracker.kept): not in a recommendation's JSON, nor read by the policy.
+    NOT_READ = ("submitted_at", "stuck_from")
+
     def get_queryset(self) -> QuerySet[Recommendation]:
         # The finding and the owner: not the inspection and organisation that with_related() also joins,
         # which a recommendation's JSON never reads (it has organisation_id).
         visible = (
             permissions.visible_recommendations(self.request.user)
             .select_related("finding", "owner")
-            .only(*(field.name for field in Recommendation._meta.concrete_fields), *self.RELATED_READ)
+            .only(
+                *(field.name for field in Recommendation._meta.concrete_fields if field.name not in self.NOT_READ),
+                *self.RELATED_READ,
+            )
         )
         return policy.with_facts(visible, self.request.user)
 
