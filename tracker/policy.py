@@ -22,7 +22,7 @@ from operator import or_
 from typing import TYPE_CHECKING
 
 from django.contrib.auth import get_user_model
-from django.db.models import Count, Exists, Expression, F, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, Exists, Expression, F, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 
 from tracker import outcomes, permissions
@@ -216,10 +216,19 @@ def _row_facts() -> tuple[dict[str, Expression], dict[str, Expression]]:
 
 
 def with_facts(qs: QuerySet[Recommendation], user: User) -> QuerySet[Recommendation]:
-    """Annotate what :class:`Facts` needs, so deciding for a whole page costs no query per row."""
+    """Annotate what :class:`Facts` needs, so deciding for a whole page costs no query per row.
+
+    Four eyes is asked of the rows only when the person ever touched an item (one query of their own few
+    rows, ``ever_involved``): someone who never did the work on anything (a reviewer, a lead, a viewer) did
+    none since any item was opened, and building and compiling its seven subqueries was a fifth of the API
+    list's time."""
     counts, then = _row_facts()
-    qs = with_involved(qs.annotate(**counts), user).prefetch_related(outcomes.measures_prefetch())
-    return qs.annotate(**then)
+    qs = qs.annotate(**counts)
+    if user.pk is not None and not ever_involved(user)[:1]:
+        qs = qs.alias(fact_opened_at=_opened_at_expression()).annotate(fact_involved=Value(False))
+    else:
+        qs = with_involved(qs, user)
+    return qs.prefetch_related(outcomes.measures_prefetch()).annotate(**then)
 
 
 @cache

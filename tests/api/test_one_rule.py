@@ -7,7 +7,7 @@ from django.db import transaction
 
 from tests.factories import RecommendationFactory, UserFactory
 from tests.one_rule import MEASURE, _measure_of, _plan_action_of, build_states, last_periods
-from tracker import policy
+from tracker import policy, workflow
 from tracker.models import Evidence, Recommendation
 from tracker.permissions import Action, Role
 
@@ -180,3 +180,19 @@ def test_a_null_target_date_is_refused_and_removal_is_its_own_action(client_for,
     )
     assert removed.status_code == 200
     assert removed.json()["target_date"] is None
+
+
+def test_the_list_keeps_four_eyes_for_whoever_did_the_work_and_no_one_else(client_for, org, lead, rita):
+    """The list asks four eyes of the rows only for someone who ever touched an item (policy.with_facts); a
+    lead who did the work may not assure it, a reviewer who never touched anything may."""
+    rec = RecommendationFactory(finding__inspection__organisation=org, finding__kind="recommendation")
+    workflow.post_update(rec, by=lead, narrative="Started.")
+    workflow.add_evidence(
+        Recommendation.objects.get(pk=rec.pk), by=lead, kind="note", category="outcome", description="Audit", note="x"
+    )
+    workflow.submit_for_assurance(Recommendation.objects.get(pk=rec.pk), by=lead)
+    rec = Recommendation.objects.get(pk=rec.pk)
+    for user, may in ((lead, False), (rita, True)):
+        listed = {row["id"]: row for row in client_for(user).get("/api/recommendations/").json()["results"]}
+        assert (str(Action.REVIEW_EVIDENCE) in listed[rec.pk]["allowed_actions"]) is may, user
+        assert policy.decide(user, rec, Action.REVIEW_EVIDENCE).allowed is may, user
