@@ -42,6 +42,10 @@ Status = Recommendation.Status
 
 # Rows shown per group on home; the rest are one "see all" link away.
 INBOX_ROWS = 8
+# Home counts each group up to this many and then says "1,000+": counting every stuck item, or every item
+# with no target date, read each of them (tens of thousands at national scale) on every visit. The list
+# (?group=) counts them all.
+COUNT_LIMIT = 1000
 # A lead hears about target dates moved in this many days.
 MOVED_WITHIN_DAYS = 30
 # The events that say where an item stands between owner and reviewer: the latest one decides
@@ -312,15 +316,20 @@ def _selected(visible: QuerySet[Recommendation], c: Context, keys) -> dict[str, 
 
 def _counts(selected: dict[str, QuerySet[Recommendation]], c: Context) -> dict[str, int]:
     """Each group counted by its own query from its own narrow set, all in one UNION ALL: one aggregate over
-    every visible row would compute every group's annotations for each of them."""
+    every visible row would compute every group's annotations for each of them. Each stops at COUNT_LIMIT + 1
+    rows, but those kept (tracker.counts), which are exact at no cost."""
     kept = tracker_counts.kept_for(c.user)
     parts = [
         tracker_counts.counted(kept.filter(GROUPS[key].condition(c)), key, Coalesce(Sum("n"), 0))
         if kept is not None and key in GROUPS and GROUPS[key].by_status_and_rag
-        else tracker_counts.counted(rows, key, Count("pk"))
+        else tracker_counts.counted(_up_to_limit(rows), key, Count("pk"))
         for key, rows in selected.items()
     ]
     return tracker_counts.union(parts, selected)
+
+
+def _up_to_limit(rows: QuerySet[Recommendation]) -> QuerySet[Recommendation]:
+    return Recommendation.objects.filter(pk__in=rows.order_by().values("pk")[: COUNT_LIMIT + 1])
 
 
 def groups_for(user: User) -> list[tuple[str, tuple[str, ...]]]:
@@ -338,8 +347,13 @@ def groups_for(user: User) -> list[tuple[str, tuple[str, ...]]]:
 @dataclass
 class Shown:
     group: Group
-    count: int
+    count: int  # up to COUNT_LIMIT + 1
     rows: list[Recommendation]
+
+    @property
+    def figure(self) -> str:
+        """The count as home shows it: "1,000+" past COUNT_LIMIT."""
+        return f"{COUNT_LIMIT:,}+" if self.count > COUNT_LIMIT else str(self.count)
 
 
 def inbox(user: User, visible: QuerySet[Recommendation]) -> list[tuple[str, list[Shown]]]:

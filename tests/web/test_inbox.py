@@ -235,3 +235,20 @@ def test_the_api_lists_a_group_with_the_same_rule(inspection, lead, olly, rita):
         waiting.pk
     ]
     assert api.get("/api/recommendations/", {"group": "nonsense"}).status_code == 400
+
+
+def test_home_counts_a_group_up_to_its_limit_and_the_list_counts_it_all(client, inspection, lead, monkeypatch):
+    """Past COUNT_LIMIT home says "N+" rather than read every item of a large group on every visit."""
+    monkeypatch.setattr(inbox, "COUNT_LIMIT", 3)
+    monkeypatch.setattr(inbox, "INBOX_ROWS", 2)  # fewer rows than the limit, as 8 are to 1,000
+    for _ in range(5):
+        make(inspection, owner=None)
+    html = home(client, lead)
+    unowned = section(html, "no_owner")
+    assert 'govuk-tag--blue">3+</span>' in unowned and "See all 3+" in unowned
+    assert "<strong>3+</strong>" in html  # at a glance
+    listed = client.get(reverse("tracker:recommendations") + "?group=no_owner").content.decode()
+    assert "5 recommendations</h2>" in listed
+
+    monkeypatch.setattr(inbox, "COUNT_LIMIT", 5)  # at the limit: the exact count
+    assert count_in(home(client, lead), "no_owner") == 5
