@@ -14,6 +14,7 @@ from tests.factories import RecommendationFactory
 from tests.one_rule import note, submitted
 from tracker import inbox, workflow
 from tracker.models import PlanAction, ProgressUpdate, Recommendation, RecommendationEvent, Reminder
+from tracker.permissions import visible_recommendations
 
 pytestmark = pytest.mark.django_db
 
@@ -243,6 +244,9 @@ def test_home_counts_a_group_up_to_its_limit_and_the_list_counts_it_all(client, 
     monkeypatch.setattr(inbox, "INBOX_ROWS", 2)  # fewer rows than the limit, as 8 are to 1,000
     for _ in range(5):
         make(inspection, owner=None)
+    # Counted up to one past the limit, not every one of them.
+    shown = {g.group.key: g for _title, groups in inbox.inbox(lead, visible_recommendations(lead)) for g in groups}
+    assert shown["no_owner"].count == 4
     html = home(client, lead)
     unowned = section(html, "no_owner")
     assert 'govuk-tag--blue">3+</span>' in unowned and "See all 3+" in unowned
