@@ -399,8 +399,7 @@ def _first_rows(
 ) -> dict[str, list[Recommendation]]:
     """Each group's first rows in two queries, however many groups: the ids of every group's first rows in
     one UNION ALL (each chosen by its ids alone, so sorting a large group, every item awaiting assurance,
-    moves ids rather than whole joined rows), then those rows in full. Asked even when every count is 0, so
-    that home costs the same number of queries whatever the rows."""
+    moves ids rather than whole joined rows), then those rows in full (not asked when there are none)."""
     # Each part's LIMIT inside an IN: SQLite allows none on a member of a compound statement itself.
     parts = [
         Recommendation.objects.filter(pk__in=selected[key].order_by(*GROUPS[key].order).values("pk")[:INBOX_ROWS])
