@@ -457,6 +457,19 @@ class Status(models.TextChoices):
     SUPERSEDED = "superseded", "Superseded"
 
 
+# The recommendation's columns that database triggers keep (tracker.kept): never written by the application,
+# not history (each follows from rows that are).
+KEPT_FIELDS = (
+    "submitted_at",
+    "stuck_from",
+    "evidence_live",
+    "evidence_live_outcome",
+    "evidence_pending",
+    "evidence_accepted",
+    "evidence_accepted_outcome",
+    "opened_at",
+    "outcome_gate_overridden",
+)
 OPEN_STATUSES = (Status.NOT_STARTED, Status.IN_PROGRESS, Status.AWAITING_ASSURANCE)
 
 
@@ -523,7 +536,17 @@ class Recommendation(models.Model):
     # and not history: when it was last submitted for assurance, and when it counts as stuck.
     submitted_at = models.DateTimeField(null=True, editable=False)
     stuck_from = models.DateTimeField(null=True, editable=False)
-    history = HistoricalRecords(excluded_fields=["submitted_at", "stuck_from"])
+    # Kept the same way, for a list's decisions (policy.with_facts): its evidence counted as policy counts it,
+    # when it was last opened, and whether an outcome override was recorded since. Null only before the
+    # triggers first ran (never after a write).
+    evidence_live = models.IntegerField(null=True, editable=False)
+    evidence_live_outcome = models.IntegerField(null=True, editable=False)
+    evidence_pending = models.IntegerField(null=True, editable=False)
+    evidence_accepted = models.IntegerField(null=True, editable=False)
+    evidence_accepted_outcome = models.IntegerField(null=True, editable=False)
+    opened_at = models.DateTimeField(null=True, editable=False)
+    outcome_gate_overridden = models.BooleanField(null=True, editable=False)
+    history = HistoricalRecords(excluded_fields=list(KEPT_FIELDS))
 
     objects = RecommendationQuerySet.as_manager()
 

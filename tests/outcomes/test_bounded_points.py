@@ -95,6 +95,7 @@ def test_a_list_decides_closure_from_the_latest_points_as_it_would_from_all(two,
         elif name == "a gap among the latest":
             MeasureDataPoint.objects.filter(measure=measure, period=last_periods(42)[-2]).delete()
         row = policy.with_facts(Recommendation.objects.with_related().filter(pk=rec.pk), rita).get()
+        policy.read_measures_together([row])
         listed = policy.decide(rita, row, Action.CLOSE)
         everything = outcomes.standing(measure, list(measure.data_points.all()))
         assert listed.allowed == everything.at_target, name

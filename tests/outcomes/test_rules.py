@@ -4,6 +4,8 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from tests.factories import RecommendationFactory, UserFactory
 from tests.one_rule import MEASURE, last_periods, submitted
@@ -271,6 +273,7 @@ def test_an_api_list_decides_closure_of_gated_rows_without_a_query_per_row(org, 
     def decide_all() -> int:
         with CaptureQueriesContext(connection) as captured:
             rows = list(policy.with_facts(Recommendation.objects.with_related(), rita))
+            policy.read_measures_together(rows)
             reasons = [policy.decide(rita, row, Action.CLOSE).reason for row in rows]
         assert all("in 2 of the last 3" in reason for reason in reasons)
         return len(captured)
@@ -279,3 +282,31 @@ def test_an_api_list_decides_closure_of_gated_rows_without_a_query_per_row(org, 
     at_2 = decide_all()
     gated(6)
     assert decide_all() == at_2
+
+
+def test_the_api_list_reads_the_measures_of_its_gated_rows_in_one_go(client, org, olly, rita):
+    """The list's rows read their measures together (policy.read_measures_together) when the first is asked:
+    the same queries for 2 gated rows awaiting assurance as for 8, and the refusal names the measure."""
+    client.force_login(rita)
+
+    def gated(n: int) -> None:
+        for _ in range(n):
+            rec = submitted(
+                RecommendationFactory(
+                    finding__inspection__organisation=org, finding__kind="cause_of_concern", owner=olly
+                ),
+                olly,
+            )
+            workflow.review_evidence(rec.evidence.get(), by=rita, accept=True)
+            _data(_measure(rec, olly), olly, [80, 90, 95])
+
+    def listed() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            rows = client.get("/api/recommendations/").json()["results"]
+        assert all("in 2 of the last 3" in row["blocked_actions"][Action.CLOSE] for row in rows)
+        return len(captured)
+
+    gated(2)
+    at_2 = listed()
+    gated(6)
+    assert listed() == at_2

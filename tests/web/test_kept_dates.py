@@ -1,6 +1,6 @@
-"""The dates kept on each recommendation by triggers (tracker.kept) equal the dates computed afresh from its
-events and progress updates, after every kind of write: the workflow, an import, the admin, a stale instance
-saved, queryset and raw SQL updates, deletions."""
+"""The columns kept on each recommendation by triggers (tracker.kept) equal the values computed afresh from its
+events, progress updates and evidence, after every kind of write: the workflow, an import, the admin, a stale
+instance saved, queryset and raw SQL updates, deletions."""
 
 from __future__ import annotations
 
@@ -14,25 +14,34 @@ from django.urls import reverse
 from django.utils import timezone
 
 from tests.factories import InspectionFactory, RecommendationFactory, ThemeFactory
-from tracker import kept, workflow
-from tracker.models import Finding, ProgressUpdate, Recommendation, RecommendationEvent
+from tests.one_rule import submitted
+from tracker import kept, policy, workflow
+from tracker.models import KEPT_FIELDS, Evidence, Finding, ProgressUpdate, Recommendation, RecommendationEvent
 
 pytestmark = pytest.mark.django_db
 
 Event = RecommendationEvent.Action
 
 
-def _fresh(rec: Recommendation) -> tuple:
-    submitted = rec.events.filter(action=Event.SUBMITTED).aggregate(at=Max("at"))["at"]
+def _fresh(rec: Recommendation) -> dict:
+    submitted_at = rec.events.filter(action=Event.SUBMITTED).aggregate(at=Max("at"))["at"]
     last = ProgressUpdate.objects.filter(recommendation=rec).aggregate(at=Max("created_at"))["at"] or rec.created_at
-    return submitted, last + dt.timedelta(days=2 * rec.review_interval_days)
+    counts = Evidence.objects.filter(recommendation_id=rec.pk).aggregate(**policy._EVIDENCE_COUNTS)
+    opened_at = policy._opened_at(rec)
+    return {
+        "submitted_at": submitted_at,
+        "stuck_from": last + dt.timedelta(days=2 * rec.review_interval_days),
+        **{f"evidence_{name}": n for name, n in counts.items()},
+        "opened_at": opened_at,
+        "outcome_gate_overridden": rec.events.filter(action=Event.OUTCOME_GATE_OVERRIDDEN, at__gte=opened_at).exists(),
+    }
 
 
 def _agree() -> None:
     recs = list(Recommendation.objects.order_by("pk"))
     assert recs
     for rec in recs:
-        assert (rec.submitted_at, rec.stuck_from) == _fresh(rec), rec.pk
+        assert {name: getattr(rec, name) for name in KEPT_FIELDS} == _fresh(rec), rec.pk
 
 
 def test_the_kept_dates_equal_fresh_ones_after_every_kind_of_write(client, org, other_org, lead, rita, olly):
@@ -105,6 +114,62 @@ def test_the_kept_dates_equal_fresh_ones_after_every_kind_of_write(client, org, 
     _agree()
 
 
+def test_the_kept_facts_equal_fresh_ones_after_every_kind_of_write(org, olly, rita, lead):
+    """Evidence counts, when it was last opened and whether an override was recorded since: what a list's
+    decisions read (policy.with_facts)."""
+    rec = RecommendationFactory(finding__inspection__organisation=org, finding__kind="cause_of_concern", owner=olly)
+    _agree()
+    # The workflow: evidence added, submitted, given verdicts; an override; closed, reopened, overridden again.
+    rec = submitted(rec, olly)
+    workflow.add_evidence(
+        Recommendation.objects.get(pk=rec.pk), by=olly, kind="note", category="outcome", description="Audit", note="x"
+    )
+    _agree()
+    first, second = Evidence.objects.filter(recommendation=rec).order_by("pk")
+    workflow.review_evidence(first, by=rita, accept=True)
+    workflow.review_evidence(second, by=rita, accept=False, reason="Not an outcome")
+    _agree()
+    workflow.override_outcome_gate(Recommendation.objects.get(pk=rec.pk), by=rita, reason="Audit shows change")
+    rec = Recommendation.objects.get(pk=rec.pk)
+    assert rec.outcome_gate_overridden is True and rec.evidence_accepted == 1 and rec.evidence_live == 1
+    workflow.close(rec, by=rita)
+    workflow.reopen(Recommendation.objects.get(pk=rec.pk), by=lead, reason="Audit found it again")
+    rec = Recommendation.objects.get(pk=rec.pk)
+    assert rec.outcome_gate_overridden is False and rec.opened_at > rec.created_at
+    _agree()
+
+    # Queryset, raw SQL and deletions: a verdict and a category changed, evidence moved to another item and
+    # deleted, the reopening re-dated before the override and then deleted, an override moved.
+    other = RecommendationFactory(finding__inspection__organisation=org)
+    Evidence.objects.filter(pk=second.pk).update(verdict=Evidence.Verdict.PENDING, category="output")
+    Evidence.objects.filter(pk=first.pk).update(recommendation=other)
+    _agree()
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE tracker_evidence SET verdict = 'accepted' WHERE id = %s", [second.pk])
+    _agree()
+    Evidence.objects.filter(pk=first.pk).delete()
+    reopened = rec.events.get(action=Event.REOPENED)
+    RecommendationEvent.objects.filter(pk=reopened.pk).update(at=rec.created_at + dt.timedelta(microseconds=1))
+    _agree()
+    assert Recommendation.objects.get(pk=rec.pk).outcome_gate_overridden is True
+    reopened.delete()
+    override = rec.events.get(action=Event.OUTCOME_GATE_OVERRIDDEN)
+    RecommendationEvent.objects.filter(pk=override.pk).update(recommendation=other)
+    _agree()
+    RecommendationEvent.objects.filter(pk=override.pk).update(action=Event.UPDATE)
+    Recommendation.objects.filter(pk=other.pk).update(created_at=timezone.now() - dt.timedelta(days=3))
+    _agree()
+
+    # A stale instance saved in full puts back no old count.
+    stale = Recommendation.objects.get(pk=rec.pk)
+    workflow.add_evidence(
+        Recommendation.objects.get(pk=rec.pk), by=olly, kind="note", category="output", description="More", note="y"
+    )
+    stale.title = "Retitled"
+    stale.save()
+    _agree()
+
+
 def test_stuck_from_keeps_the_fraction_of_a_second():
     """Two review intervals after the last activity to the microsecond: "stuck" turns at that instant."""
     rec = RecommendationFactory(review_interval_days=14)
@@ -113,14 +178,26 @@ def test_stuck_from_keeps_the_fraction_of_a_second():
     assert Recommendation.objects.get(pk=rec.pk).stuck_from == at + dt.timedelta(days=28)
 
 
-def test_the_triggers_write_the_submitted_action_the_model_names():
-    assert Event.SUBMITTED == "submitted"  # spelled out in tracker.kept's SQL
+def test_the_triggers_write_the_values_the_models_name():
+    # Spelled out in tracker.kept's SQL.
+    assert (Event.SUBMITTED, Event.REOPENED, Event.OUTCOME_GATE_OVERRIDDEN) == (
+        "submitted",
+        "reopened",
+        "outcome_gate_overridden",
+    )
+    assert (Evidence.Verdict.PENDING, Evidence.Verdict.ACCEPTED, Evidence.Verdict.REJECTED) == (
+        "pending",
+        "accepted",
+        "rejected",
+    )
+    assert Evidence.Category.OUTCOME == "outcome"
 
 
 @pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's triggers")
 def test_the_kept_date_triggers_exist_after_every_migration():
-    """A migration that remakes tracker_recommendation, tracker_recommendationevent or tracker_progressupdate
-    (SQLite copies the table) drops their triggers silently: it must call tracker.kept.install again."""
+    """A migration that remakes tracker_recommendation, tracker_recommendationevent, tracker_progressupdate or
+    tracker_evidence (SQLite copies the table) drops their triggers silently: it must call tracker.kept.install
+    again."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")
         assert set(kept.TRIGGERS) <= {row[0] for row in cursor.fetchall()}

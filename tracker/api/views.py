@@ -30,7 +30,7 @@ from tracker.api.pagination import CursorPagination
 from tracker.api.parsers import BoundedJSONParser
 from tracker.api.schema import TrackerAutoSchema
 from tracker.filters import RecommendationFilter
-from tracker.models import Evidence, Organisation, ProgressUpdate, Recommendation, User
+from tracker.models import KEPT_FIELDS, Evidence, Organisation, ProgressUpdate, Recommendation, User
 from tracker.permissions import Action
 from tracker.sources import quotations_prefetch
 
@@ -162,8 +162,9 @@ class RecommendationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Tr
         "owner__last_name",
     )
 
-    # Home's kept dates (tracker.kept): not in a recommendation's JSON, nor read by the policy.
-    NOT_READ = ("submitted_at", "stuck_from")
+    # The columns the database keeps (tracker.kept): home's dates are not in a recommendation's JSON, and the
+    # policy reads the facts as its own annotations (policy.with_facts).
+    NOT_READ = KEPT_FIELDS
 
     def get_queryset(self) -> QuerySet[Recommendation]:
         # The finding and the owner: not the inspection and organisation that with_related() also joins,
@@ -177,6 +178,11 @@ class RecommendationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Tr
             )
         )
         return policy.with_facts(visible, self.request.user)
+
+    def paginate_queryset(self, queryset: QuerySet[Recommendation]) -> list[Recommendation] | None:
+        page = super().paginate_queryset(queryset)
+        policy.read_measures_together(page or [])
+        return page
 
     # Who may ever do each write is checked before its body is read, so a role refusal is a 403 even
     # when the body would also be refused. Whether it may happen now is the workflow's (policy's) answer.

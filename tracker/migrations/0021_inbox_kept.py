@@ -6,7 +6,7 @@ import tracker.kept
 
 
 def install_kept(apps, schema_editor):
-    tracker.kept.install(schema_editor)
+    tracker.kept.install(schema_editor, facts=False)  # the facts' columns come in 0023
 
 
 def uninstall_kept(apps, schema_editor):
