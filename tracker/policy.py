@@ -118,7 +118,7 @@ class Facts:
 
     @cached_property
     def status_label(self) -> str:
-        return self.rec.get_status_display().lower()
+        return _STATUS_LABELS.get(self.rec.status) or self.rec.get_status_display().lower()
 
     # Closure follows outcomes (issue 16): read only when a gated recommendation could otherwise close.
 
@@ -147,6 +147,8 @@ class Facts:
         return outcomes.gate_problem(self.rec, measures, overridden=False)
 
 
+# Asked of a list's closed rows each: looked up, not worked out from the field's choices row by row.
+_STATUS_LABELS = {value: str(label).lower() for value, label in Recommendation.Status.choices}
 _VERDICT = Evidence.Verdict
 _EVIDENCE_COUNTS = {
     "live": Count("pk", filter=~Q(verdict=_VERDICT.REJECTED)),

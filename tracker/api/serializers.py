@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from functools import cached_property
 from typing import Any
 
 from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -280,7 +283,7 @@ class RecommendationSerializer(serializers.ModelSerializer):
             "target_date": _or_none(_DATE, rec.target_date),
             "review_interval_days": rec.review_interval_days,
             "next_review_due": _or_none(_DATE, rec.next_review_due),
-            "is_overdue": rec.is_overdue(),
+            "is_overdue": rec.is_overdue(self._today),
             "outcome_measure": rec.outcome_measure,
             "superseded_by": rec.superseded_by_id,
             "version": rec.version,
@@ -289,6 +292,11 @@ class RecommendationSerializer(serializers.ModelSerializer):
             "created_at": _or_none(_DATETIME, rec.created_at),
             "updated_at": _or_none(_DATETIME, rec.updated_at),
         }
+
+    @cached_property
+    def _today(self) -> dt.date:
+        """Today, asked once for a whole page (the list's rows share one serializer)."""
+        return timezone.localdate()
 
     def _decisions(self, rec: Recommendation) -> dict:
         return policy.decisions(self.context["request"].user, rec)
