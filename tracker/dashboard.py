@@ -285,12 +285,12 @@ def _counts_by_inspection(
             inspection["total"] += n
             inspection[f"status_{status}"] += n
             inspection[f"rag_{rag or 'none'}"] += n
-        # Each from its index on (organisation, status or date, ..., finding), in one query.
+        # Each from its index on (organisation, status or date, ..., inspection), in one query.
         overdue, missed = (
             scope.filter(when)
             .order_by()
             .annotate(key=Value(key))
-            .values("key", "finding__inspection_id")
+            .values("key", "inspection_id")
             .annotate(n=Count("pk"))
             for key, when in (
                 ("overdue", Recommendation.overdue_q(today)),
@@ -298,11 +298,11 @@ def _counts_by_inspection(
             )
         )
         for row in _recommendations_first(overdue.union(missed, all=True)):
-            counts.setdefault(row["finding__inspection_id"], dict(zero))[row["key"]] += row["n"]
+            counts.setdefault(row["inspection_id"], dict(zero))[row["key"]] += row["n"]
         return counts
     grouped = (
         scope.order_by()
-        .values("finding__inspection_id", "status", "rag")
+        .values("inspection_id", "status", "rag")
         .annotate(
             n=Count("pk"),
             overdue=Count("pk", filter=Recommendation.overdue_q(today)),
@@ -310,7 +310,7 @@ def _counts_by_inspection(
         )
     )
     for row in _recommendations_first(grouped):
-        inspection = counts.setdefault(row["finding__inspection_id"], dict(zero))
+        inspection = counts.setdefault(row["inspection_id"], dict(zero))
         inspection["total"] += row["n"]
         inspection[f"status_{row['status']}"] += row["n"]
         inspection[f"rag_{row['rag'] or 'none'}"] += row["n"]
@@ -429,7 +429,7 @@ def _most_overdue_by_theme(
     wanting = set(theme_ids)
     walk = (
         scope.open()
-        .filter(finding__inspection_id__in=now_ids)
+        .filter(inspection_id__in=now_ids)
         .order_by("next_review_due", "pk")
         .values("finding__themes", "pk", "finding__reference", "title", "next_review_due")[:THEME_SCAN_LIMIT]
     )
@@ -494,7 +494,7 @@ def build(user: User, *, inspection: Inspection | None = None, today: dt.date | 
     everything = list(permissions.visible_inspections(user).order_by("-published", "-pk"))
     inspections = [i for i in everything if i.tracked]
     if inspection is not None:
-        scope = scope.filter(finding__inspection=inspection)
+        scope = scope.filter(inspection=inspection)
     starts, edges = _week_edges(today)
     whole = tracker_counts.kept() and permissions.sees_whole_organisation(user)
     counts = _counts_by_inspection(
@@ -544,7 +544,7 @@ def build(user: User, *, inspection: Inspection | None = None, today: dt.date | 
     if whole:
         events = RecommendationEvent.objects.filter(recommendation__organisation_id=user.organisation_id)
         if inspection is not None:
-            events = events.filter(recommendation__finding__inspection=inspection)
+            events = events.filter(recommendation__inspection=inspection)
     else:
         events = RecommendationEvent.objects.filter(recommendation__in=scope.order_by().values("pk"))
     weeks = _weeks(events, starts, edges, _created_before(scope, total("total"), edges))

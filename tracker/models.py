@@ -469,6 +469,7 @@ KEPT_FIELDS = (
     "evidence_accepted_outcome",
     "opened_at",
     "outcome_gate_overridden",
+    "inspection",
 )
 OPEN_STATUSES = (Status.NOT_STARTED, Status.IN_PROGRESS, Status.AWAITING_ASSURANCE)
 
@@ -546,6 +547,17 @@ class Recommendation(models.Model):
     evidence_accepted_outcome = models.IntegerField(null=True, editable=False)
     opened_at = models.DateTimeField(null=True, editable=False)
     outcome_gate_overridden = models.BooleanField(null=True, editable=False)
+    # And a copy of its finding's inspection, as of the organisation, for the dashboard of one inspection. No
+    # constraint of its own (the finding's holds): so that SQLite can add and drop the column in place.
+    inspection = models.ForeignKey(
+        Inspection,
+        on_delete=models.DO_NOTHING,
+        null=True,
+        editable=False,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
+    )
     history = HistoricalRecords(excluded_fields=list(KEPT_FIELDS))
 
     objects = RecommendationQuerySet.as_manager()
@@ -580,18 +592,24 @@ class Recommendation(models.Model):
             models.Index(
                 fields=["organisation", "owner", "next_review_due", "id", "status"], name="rec_org_owner_due_idx"
             ),
-            # The finding last: the dashboard's overdue count by inspection reads the index alone (covering).
+            # The inspection last: the dashboard's overdue count by inspection reads the index alone (covering).
             models.Index(
-                fields=["organisation", "status", "next_review_due", "id", "finding"], name="rec_org_status_due_idx"
+                fields=["organisation", "status", "next_review_due", "id", "inspection"], name="rec_org_status_due_idx"
             ),
             models.Index(fields=["organisation", "rag", "next_review_due", "id"], name="rec_org_rag_due_idx"),
             models.Index(fields=["organisation", "title", "id"], name="rec_org_title_idx"),
             # The dashboard's lists: targets missed (by target date) and awaiting assurance (longest first).
-            # Status and finding last: its count of targets missed by inspection reads the index alone.
-            models.Index(fields=["organisation", "target_date", "id", "status", "finding"], name="rec_org_target_idx"),
+            # Status and inspection last: its count of targets missed by inspection reads the index alone.
+            models.Index(
+                fields=["organisation", "target_date", "id", "status", "inspection"], name="rec_org_target_idx"
+            ),
             models.Index(fields=["organisation", "status", "updated_at", "id"], name="rec_org_status_updated_idx"),
             # The dashboard's weekly figures: what was created in the last weeks, not every row's date.
-            models.Index(fields=["organisation", "created_at"], name="rec_org_created_idx"),
+            models.Index(fields=["organisation", "created_at", "inspection"], name="rec_org_created_idx"),
+            # The dashboard of one inspection: its overdue list and each theme's most overdue, in review order.
+            models.Index(
+                fields=["organisation", "inspection", "next_review_due", "id", "status"], name="rec_org_insp_due_idx"
+            ),
             # Home's "stuck" (counted from the index alone), "awaiting your assurance" (longest first) and "no
             # target date" (by review date, as the list's sort by target date; the status last, so that counting
             # them reads the index alone: SQLite's statistics cannot tell that a quarter have no target date).
