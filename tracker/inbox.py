@@ -495,6 +495,13 @@ def changes_since(user: User, visible: QuerySet[Recommendation]) -> dict:
     # they see" would first list every one of them, the whole organisation's.
     events = RecommendationEvent.objects.filter(Exists(visible.filter(pk=OuterRef("recommendation_id"))), at__gt=since)
     total = events.count()
-    latest = list(events.select_related("recommendation__finding", "actor").order_by("-at", "-pk")[:CHANGES_SHOWN])
+    # The ids first, from that index alone, then those few events with their recommendations: joined in one
+    # query, SQLite walked every recommendation of the organisation looking for events (23 ms at 50,000).
+    first = list(events.order_by("-at", "-pk").values_list("pk", flat=True)[:CHANGES_SHOWN]) if total else []
+    latest = list(
+        RecommendationEvent.objects.filter(pk__in=first)
+        .select_related("recommendation__finding", "actor")
+        .order_by("-at", "-pk")
+    )
     UserModel.objects.filter(pk=user.pk).update(home_seen_at=now)
     return {"since": since, "first_visit": user.home_seen_at is None, "total": total, "events": latest}
