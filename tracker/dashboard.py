@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from django.core.exceptions import EmptyResultSet
 from django.db import connections
-from django.db.models import Case, Count, OuterRef, QuerySet, Subquery, Value, When
+from django.db.models import Case, Count, F, OuterRef, QuerySet, Subquery, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -285,12 +285,14 @@ def _counts_by_inspection(
             inspection["total"] += n
             inspection[f"status_{status}"] += n
             inspection[f"rag_{rag or 'none'}"] += n
-        # Each from its index on (organisation, status or date, ..., inspection), in one query.
+        # Each from its index on (organisation, status or date, ..., inspection) alone, in one query. Grouped by
+        # "inspection + 0", not the column itself: SQLite would otherwise read the whole of an index ordered by
+        # inspection (rec_org_insp_due_idx), and every row besides, to group without sorting (50 ms at 50,000).
         overdue, missed = (
             scope.filter(when)
             .order_by()
-            .annotate(key=Value(key))
-            .values("key", "inspection_id")
+            .annotate(key=Value(key), by=F("inspection_id") + 0)
+            .values("key", "by")
             .annotate(n=Count("pk"))
             for key, when in (
                 ("overdue", Recommendation.overdue_q(today)),
@@ -298,7 +300,7 @@ def _counts_by_inspection(
             )
         )
         for row in _recommendations_first(overdue.union(missed, all=True)):
-            counts.setdefault(row["inspection_id"], dict(zero))[row["key"]] += row["n"]
+            counts.setdefault(row["by"], dict(zero))[row["key"]] += row["n"]
         return counts
     grouped = (
         scope.order_by()

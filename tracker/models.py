@@ -606,7 +606,8 @@ class Recommendation(models.Model):
             models.Index(fields=["organisation", "status", "updated_at", "id"], name="rec_org_status_updated_idx"),
             # The dashboard's weekly figures: what was created in the last weeks, not every row's date.
             models.Index(fields=["organisation", "created_at", "inspection"], name="rec_org_created_idx"),
-            # The dashboard of one inspection: its overdue list and each theme's most overdue, in review order.
+            # The dashboard of one inspection: its counts, its overdue list and each theme's most overdue, in
+            # review order.
             models.Index(
                 fields=["organisation", "inspection", "next_review_due", "id", "status"], name="rec_org_insp_due_idx"
             ),

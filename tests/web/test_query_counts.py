@@ -55,7 +55,7 @@ def _queries(client, url: str) -> int:
         ("olly", "/", 9),
         ("rita", "/", 10),
         ("lead", "/", 12),  # and the inspection deadlines (one query); not its own empty groups
-        ("vic", "/", 10),
+        ("vic", "/", 11),  # what changed since the last visit: its count, the latest ids, those events
         ("olly", "/recommendations/?group=returned", 10),
         ("rita", "/recommendations/", 12),
         ("rita", "/recommendations/?status=not_started&rag=red&overdue=true&theme=t&q=Finding&sort=owner&page=1", 12),
