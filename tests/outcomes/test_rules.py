@@ -255,21 +255,18 @@ def test_a_cause_of_concern_from_the_factory_is_gated(org):
     assert outcomes.is_gated(rec)
 
 
+def _gated(org, olly, rita, n: int) -> None:
+    """``n`` of Olly's causes of concern awaiting assurance, evidence accepted, a measure below target."""
+    for _ in range(n):
+        rec = submitted(
+            RecommendationFactory(finding__inspection__organisation=org, finding__kind="cause_of_concern", owner=olly),
+            olly,
+        )
+        workflow.review_evidence(rec.evidence.get(), by=rita, accept=True)
+        _data(_measure(rec, olly), olly, [80, 90, 95])
+
+
 def test_an_api_list_decides_closure_of_gated_rows_without_a_query_per_row(org, olly, rita):
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
-    def gated(n: int) -> None:
-        for _ in range(n):
-            rec = submitted(
-                RecommendationFactory(
-                    finding__inspection__organisation=org, finding__kind="cause_of_concern", owner=olly
-                ),
-                olly,
-            )
-            workflow.review_evidence(rec.evidence.get(), by=rita, accept=True)
-            _data(_measure(rec, olly), olly, [80, 90, 95])
-
     def decide_all() -> int:
         with CaptureQueriesContext(connection) as captured:
             rows = list(policy.with_facts(Recommendation.objects.with_related(), rita))
@@ -278,9 +275,9 @@ def test_an_api_list_decides_closure_of_gated_rows_without_a_query_per_row(org, 
         assert all("in 2 of the last 3" in reason for reason in reasons)
         return len(captured)
 
-    gated(2)
+    _gated(org, olly, rita, 2)
     at_2 = decide_all()
-    gated(6)
+    _gated(org, olly, rita, 6)
     assert decide_all() == at_2
 
 
@@ -289,24 +286,13 @@ def test_the_api_list_reads_the_measures_of_its_gated_rows_in_one_go(client, org
     the same queries for 2 gated rows awaiting assurance as for 8, and the refusal names the measure."""
     client.force_login(rita)
 
-    def gated(n: int) -> None:
-        for _ in range(n):
-            rec = submitted(
-                RecommendationFactory(
-                    finding__inspection__organisation=org, finding__kind="cause_of_concern", owner=olly
-                ),
-                olly,
-            )
-            workflow.review_evidence(rec.evidence.get(), by=rita, accept=True)
-            _data(_measure(rec, olly), olly, [80, 90, 95])
-
     def listed() -> int:
         with CaptureQueriesContext(connection) as captured:
             rows = client.get("/api/recommendations/").json()["results"]
         assert all("in 2 of the last 3" in row["blocked_actions"][Action.CLOSE] for row in rows)
         return len(captured)
 
-    gated(2)
+    _gated(org, olly, rita, 2)
     at_2 = listed()
-    gated(6)
+    _gated(org, olly, rita, 6)
     assert listed() == at_2
