@@ -238,6 +238,19 @@ def install(schema_editor, *, facts: bool = True) -> None:
         schema_editor.execute(sql)
 
 
+def analyse(schema_editor) -> None:
+    """Refresh SQLite's statistics of the recommendations, for a migration that adds indexes to them.
+
+    SQLite plans from ANALYZE's statistics once it was ever run, and new indexes have none: without this, the
+    lead's home took 300 ms instead of 50 at 50,000. PostgreSQL's autovacuum keeps its own."""
+    if schema_editor.connection.vendor != "sqlite":
+        return
+    with schema_editor.connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat1'")
+        if cursor.fetchone():
+            cursor.execute("ANALYZE tracker_recommendation")
+
+
 def uninstall(schema_editor) -> None:
     for sql in {"sqlite": SQLITE_REVERSE, "postgresql": POSTGRESQL_REVERSE}.get(schema_editor.connection.vendor, []):
         schema_editor.execute(sql)

@@ -14,14 +14,7 @@ def uninstall_kept(apps, schema_editor):
 
 
 def analyse(apps, schema_editor):
-    # SQLite plans from the statistics ANALYZE keeps, if it was ever run: new indexes without any are
-    # misjudged (home took 300 ms instead of 50 at 50,000). PostgreSQL's autovacuum keeps its own.
-    if schema_editor.connection.vendor != "sqlite":
-        return
-    with schema_editor.connection.cursor() as cursor:
-        cursor.execute("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat1'")
-        if cursor.fetchone():
-            cursor.execute("ANALYZE tracker_recommendation")
+    tracker.kept.analyse(schema_editor)  # SQLite's statistics, for the new indexes
 
 
 class Migration(migrations.Migration):

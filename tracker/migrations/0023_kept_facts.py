@@ -15,13 +15,7 @@ def back_to_dates(apps, schema_editor):
 
 
 def analyse(apps, schema_editor):
-    # As in 0021: SQLite plans from ANALYZE's statistics when it was ever run, and new indexes have none.
-    if schema_editor.connection.vendor != "sqlite":
-        return
-    with schema_editor.connection.cursor() as cursor:
-        cursor.execute("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat1'")
-        if cursor.fetchone():
-            cursor.execute("ANALYZE tracker_recommendation")
+    tracker.kept.analyse(schema_editor)  # SQLite's statistics, for the new indexes
 
 
 class Migration(migrations.Migration):
