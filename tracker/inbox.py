@@ -322,14 +322,10 @@ def _counts(selected: dict[str, QuerySet[Recommendation]], c: Context) -> dict[s
     parts = [
         tracker_counts.counted(kept.filter(GROUPS[key].condition(c)), key, Coalesce(Sum("n"), 0))
         if kept is not None and key in GROUPS and GROUPS[key].by_status_and_rag
-        else tracker_counts.counted(_up_to_limit(rows), key, Count("pk"))
+        else tracker_counts.up_to(rows, key, COUNT_LIMIT + 1)
         for key, rows in selected.items()
     ]
     return tracker_counts.union(parts, selected)
-
-
-def _up_to_limit(rows: QuerySet[Recommendation]) -> QuerySet[Recommendation]:
-    return Recommendation.objects.filter(pk__in=rows.order_by().values("pk")[: COUNT_LIMIT + 1])
 
 
 def groups_for(user: User) -> list[tuple[str, tuple[str, ...]]]:
@@ -400,15 +396,9 @@ def _first_rows(
     """Each group's first rows in two queries, however many groups: the ids of every group's first rows in
     one UNION ALL (each chosen by its ids alone, so sorting a large group, every item awaiting assurance,
     moves ids rather than whole joined rows), then those rows in full (not asked when there are none)."""
-    # Each part's LIMIT inside an IN: SQLite allows none on a member of a compound statement itself.
-    parts = [
-        Recommendation.objects.filter(pk__in=selected[key].order_by(*GROUPS[key].order).values("pk")[:INBOX_ROWS])
-        .order_by()
-        .annotate(inbox_key=Value(key))
-        .values_list("inbox_key", "pk")
-        for key in keys
-    ]
-    chosen = list(parts[0].union(*parts[1:], all=True))
+    chosen = tracker_counts.union_all(
+        tracker_counts.first(selected[key].order_by(*GROUPS[key].order), key, INBOX_ROWS) for key in keys
+    )
     rows = visible.filter(pk__in=[pk for _key, pk in chosen]).with_related()
     if "returned" in keys:
         rows = _with_return(rows)

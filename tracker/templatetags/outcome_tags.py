@@ -44,33 +44,50 @@ HOME_LIMIT = 20  # the home page lists the soonest few; it must not grow with th
 def my_plan_work(context) -> dict:
     """An action owner's open plan actions and a supplier's measures awaiting data, for their home page.
 
-    Two queries, each capped: what is theirs in their organisation, on open recommendations.
+    Two queries, each capped: what is theirs in their organisation, on open recommendations. Most people
+    own no plan action and supply no measure: one query on those two indexes says so first, and each list is
+    read only for someone who has some.
     """
     import datetime as dt
 
-    from django.db.models import Max
+    from django.db.models import Exists, Max
     from django.utils import timezone
 
     from tracker import outcomes, permissions
-    from tracker.models import PlanAction, Recommendation
+    from tracker.models import OutcomeMeasure, PlanAction, Recommendation, User
 
     user = context["request"].user
     today = timezone.localdate()
+    has_actions, has_measures = (
+        User.objects.filter(pk=user.pk)
+        .values_list(
+            Exists(PlanAction.objects.filter(owner=user)), Exists(OutcomeMeasure.objects.filter(supplier=user))
+        )
+        .first()
+    ) or (False, False)
     org = Q(recommendation__organisation_id=user.organisation_id) & Q(
         recommendation__status__in=Recommendation.OPEN_STATUSES
     )
-    actions = list(
-        permissions.visible_plan_actions(user)
-        .filter(org, PlanAction.open_q(), owner=user)
-        .select_related("recommendation__finding")
-        .order_by("due_date", "pk")[: HOME_LIMIT + 1]
+    actions = (
+        list(
+            permissions.visible_plan_actions(user)
+            .filter(org, PlanAction.open_q(), owner=user)
+            .select_related("recommendation__finding")
+            .order_by("due_date", "pk")[: HOME_LIMIT + 1]
+        )
+        if has_actions
+        else []
     )
-    measures = list(
-        permissions.visible_measures(user)
-        .filter(org, supplier=user)
-        .select_related("recommendation__finding")
-        .annotate(latest=Max("data_points__period"))
-        .order_by("pk")[: HOME_LIMIT + 1]
+    measures = (
+        list(
+            permissions.visible_measures(user)
+            .filter(org, supplier=user)
+            .select_related("recommendation__finding")
+            .annotate(latest=Max("data_points__period"))
+            .order_by("pk")[: HOME_LIMIT + 1]
+        )
+        if has_measures
+        else []
     )
     due = []
     for measure in measures[:HOME_LIMIT]:
