@@ -400,36 +400,33 @@ def _first_rows(
         tracker_counts.first(selected[key].order_by(*GROUPS[key].order), key, INBOX_ROWS) for key in keys
     )
     rows = visible.filter(pk__in=[pk for _key, pk in chosen]).with_related()
-    if "returned" in keys:
-        rows = _with_return(rows)
-    if "target_moved" in keys:
-        rows = _with_move(rows, c.now)
     found = {rec.pk: rec for rec in rows}
     first: dict[str, list[Recommendation]] = {key: [] for key in keys}
     for key, pk in chosen:
         if pk in found:  # not deleted in between
             first[key].append(found[pk])
+    _read_returns_and_moves(first.get("returned", []), first.get("target_moved", []), c.now)
     return {key: sorted(recs, key=_sort_key(GROUPS[key])) for key, recs in first.items()}
 
 
-def _with_return(rows: QuerySet[Recommendation]) -> QuerySet[Recommendation]:
-    """The rejection that returned each row, with its reason in full, read in the same query as the rows."""
-    event = RecommendationEvent.objects.filter(pk=OuterRef("inbox_assurance_event"))
-    return rows.annotate(inbox_assurance_event=_latest(_ASSURANCE_QS, "pk")).annotate(
-        returned_action=Subquery(event.values("action")),
-        returned_reason=Subquery(event.values("reason")),
-        returned_what=Subquery(event.values("new_value")),
-        returned_at=Subquery(event.values("at")),
-        returned_by_first=Subquery(event.values("actor__first_name")),
-        returned_by_last=Subquery(event.values("actor__last_name")),
-        returned_by_username=Subquery(event.values("actor__username")),
+def _read_returns_and_moves(returned: list[Recommendation], moved: list[Recommendation], now: dt.datetime) -> None:
+    """Sets ``inbox_return`` on each returned row, the rejection that returned it (its reason in full), and
+    ``inbox_move`` on each row whose target moved, the latest move: those few events in one query, asked
+    only when there are such rows. As annotations of every first row they cost 7 ms at 50,000 on PostgreSQL."""
+    if not returned and not moved:
+        return
+    latest_return = Recommendation.objects.filter(pk__in=[rec.pk for rec in returned]).values(
+        event=_latest(_ASSURANCE_QS, "pk")
     )
-
-
-def _with_move(rows: QuerySet[Recommendation], now: dt.datetime) -> QuerySet[Recommendation]:
-    """The latest move of each row's target date, when and why, read in the same query as the rows."""
-    moves = _moves(now).filter(recommendation=OuterRef("pk"))
-    return rows.annotate(moved_at=Subquery(moves.values("at")[:1]), moved_reason=Subquery(moves.values("reason")[:1]))
+    latest_move = Recommendation.objects.filter(pk__in=[rec.pk for rec in moved]).values(
+        event=Subquery(_moves(now).filter(recommendation=OuterRef("pk")).values("pk")[:1])
+    )
+    events = RecommendationEvent.objects.filter(Q(pk__in=latest_return) | Q(pk__in=latest_move)).select_related("actor")
+    by_kind = {(event.action == Event.TARGET_DATE_CHANGED, event.recommendation_id): event for event in events}
+    for rec in returned:
+        rec.inbox_return = by_kind.get((False, rec.pk))
+    for rec in moved:
+        rec.inbox_move = by_kind.get((True, rec.pk))
 
 
 def inspection_deadlines(user: User, today: dt.date | None = None) -> list[tuple[deadlines.Deadline, str]] | None:

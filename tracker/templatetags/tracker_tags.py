@@ -206,10 +206,11 @@ def _inbox_last_cell(key: str, rec: Recommendation, today) -> str:
     if key == "awaiting":
         return timesince_filter(rec.submitted_at) if rec.submitted_at else "Not recorded"
     cell = format_html("{}{}", date(rec.target_date, _DAY) or "Not set", _MISSED if rec.target_missed(today) else "")
-    if key == "target_moved" and getattr(rec, "moved_at", None):
-        reason = format_html(': <span class="tracker-pre-line">{}</span>', rec.moved_reason) if rec.moved_reason else ""
+    move = getattr(rec, "inbox_move", None) if key == "target_moved" else None
+    if move:
+        reason = format_html(': <span class="tracker-pre-line">{}</span>', move.reason) if move.reason else ""
         cell = format_html(
-            '{}<br><span class="govuk-body-s tracker-moved">Moved {}{}</span>', cell, date(rec.moved_at, _DAY), reason
+            '{}<br><span class="govuk-body-s tracker-moved">Moved {}{}</span>', cell, date(move.at, _DAY), reason
         )
     return cell
 
