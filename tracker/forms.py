@@ -693,6 +693,18 @@ SORT_LABELS = {
 }
 
 
+class ListedChoices(forms.models.ModelChoiceIterator):
+    """A choice field's few options (an organisation's inspections, the themes) read in one plain query.
+    Django's own iterator reads them through a server-side cursor on PostgreSQL, three round trips each
+    (DECLARE, FETCH, CLOSE), as if there could be too many to hold."""
+
+    def __iter__(self):
+        if self.field.empty_label is not None:
+            yield ("", self.field.empty_label)
+        for obj in self.queryset:
+            yield self.choice(obj)
+
+
 def staff_filter(data, queryset, request, *, own_only: bool = False) -> RecommendationFilter:
     """The shared FilterSet, with widgets that read well as a GOV.UK form without JavaScript.
 
@@ -709,6 +721,7 @@ def staff_filter(data, queryset, request, *, own_only: bool = False) -> Recommen
     fields["overdue"].label = "Review overdue"
     for name in ("inspection", "theme"):
         fields[name].empty_label = "Any"
+        fields[name].iterator = ListedChoices
         fields[name].widget.choices = fields[name].choices
     # Never a choice per person (an organisation may have thousands): people are found by name in
     # owner_name; this list keeps "No owner" and whoever a link (?owner=<id>) already chose.
