@@ -498,14 +498,17 @@ def by_status(organisation_id: int, today: dt.date) -> tuple[dict[str, int], int
     """How many of an organisation's recommendations have each status, and how many are overdue: the kept
     counts, and the overdue ones (which depend on today) counted from the index on (organisation, status,
     review date), in one query. A grouped count of every recommendation cost 11 ms at 50,000 on PostgreSQL."""
-    kept = (
-        RecommendationCount.objects.filter(organisation_id=organisation_id, n__gt=0)
-        .order_by()
-        .values_list("status")
-        .annotate(n=Sum("n"))
+    return by_status_of(
+        RecommendationCount.objects.filter(organisation_id=organisation_id),
+        Recommendation.objects.for_organisation(organisation_id).overdue(today),
     )
-    overdue = counted(Recommendation.objects.for_organisation(organisation_id).overdue(today), _OVERDUE, Count("pk"))
-    counts = dict(kept.union(overdue, all=True))
+
+
+def by_status_of(kept: QuerySet[RecommendationCount], overdue: QuerySet[Recommendation]) -> tuple[dict[str, int], int]:
+    """How many recommendations the ``kept`` rows count by status, and how many ``overdue`` holds, in one
+    query: the list filtered by status or RAG reads its counts this way (the kept rows have both columns)."""
+    by = kept.filter(n__gt=0).order_by().values_list("status").annotate(n=Sum("n"))
+    counts = dict(by.union(counted(overdue, _OVERDUE, Count("pk")), all=True))
     return counts, counts.pop(_OVERDUE, 0)
 
 

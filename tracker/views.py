@@ -154,6 +154,8 @@ def _first_matches(filterset, results, ordering, overdue) -> list[tuple[int, str
 # The list's filters that read only a recommendation's status and review date: with a theme, they select
 # among the rows kept by theme (tracker.counts.in_theme) as among the recommendations.
 KEPT_BY_THEME = {"status", "overdue", "due_before", "due_after"}
+# The list's filters that the kept counts by status and RAG (tracker.counts) answer for themselves.
+KEPT_BY_STATUS_AND_RAG = {"status", "rag"}
 
 
 def _narrowed_by(filterset) -> set[str] | None:
@@ -266,6 +268,14 @@ def recommendation_list(request: HttpRequest) -> HttpResponse:
         overdue_count = sum(bool(is_overdue) for _pk, _status, is_overdue in capped[: SEARCH_COUNT_LIMIT + 1])
     elif kept and narrowed == set():
         by_status, overdue_count = tracker_counts.by_status(request.user.organisation_id, timezone.localdate())
+    elif kept and narrowed and narrowed <= KEPT_BY_STATUS_AND_RAG:
+        # The counts by status from the kept rows the same filters select; the overdue ones, which depend on
+        # today, counted over the filtered rows from their indexes. Grouping the filtered rows themselves
+        # read every one of them: 8 ms on PostgreSQL and 20 on SQLite at 50,000 for one status and RAG.
+        rows = filterset.filter_queryset(
+            tracker_counts.kept_for(request.user), skip=set(filterset.filters) - KEPT_BY_STATUS_AND_RAG
+        )
+        by_status, overdue_count = tracker_counts.by_status_of(rows, results.filter(overdue))
     elif kept and narrowed and "theme" in narrowed and narrowed <= {"theme", *KEPT_BY_THEME}:
         rows = tracker_counts.in_theme(request.user.organisation_id, filterset.form.cleaned_data["theme"].pk)
         rows = filterset.filter_queryset(rows, skip=set(filterset.filters) - KEPT_BY_THEME)
