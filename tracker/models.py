@@ -596,7 +596,9 @@ class Recommendation(models.Model):
             models.Index(
                 fields=["organisation", "status", "next_review_due", "id", "inspection"], name="rec_org_status_due_idx"
             ),
-            models.Index(fields=["organisation", "rag", "next_review_due", "id"], name="rec_org_rag_due_idx"),
+            # The status last: the list filtered by RAG and status reads its page's ids, and its overdue count,
+            # from the index alone.
+            models.Index(fields=["organisation", "rag", "next_review_due", "id", "status"], name="rec_org_rag_due_idx"),
             models.Index(fields=["organisation", "title", "id"], name="rec_org_title_idx"),
             # The dashboard's lists: targets missed (by target date) and awaiting assurance (longest first).
             # Status and inspection last: its count of targets missed by inspection reads the index alone.

@@ -136,7 +136,8 @@ def _first_matches(filterset, results, ordering, overdue) -> list[tuple[int, str
         return list(shaped.values_list("pk", "status", "is_overdue", *extra)[:limit])
 
     lead = keyset.keys(Recommendation, ordering)[0]
-    if lead.nullable or "__" in lead.path or not search.tests_rows_first():
+    words = filterset.form.cleaned_data["q"].strip()
+    if lead.nullable or "__" in lead.path or not search.tests_rows_first(words):
         return read(results)
     unsearched = filterset.unsearched()
     leading = keyset.in_order(unsearched, ordering).values(lead.path)
@@ -144,7 +145,6 @@ def _first_matches(filterset, results, ordering, overdue) -> list[tuple[int, str
     edge = Subquery(leading[SEARCH_WALK - 1 : SEARCH_WALK])
     last = Subquery(keyset.in_order(unsearched, [f"{'' if lead.descending else '-'}{lead.path}"]).values(lead.path)[:1])
     within = Q(**{f"{lead.path}__{'gte' if lead.descending else 'lte'}": Coalesce(edge, last)})
-    words = filterset.form.cleaned_data["q"].strip()
     near = read(unsearched.filter(within).filter(search.like(words)), edge=edge)
     if len(near) == limit or (near and near[0][3] is None):
         return [row[:3] for row in near]

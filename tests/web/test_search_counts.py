@@ -247,9 +247,9 @@ def test_testing_the_first_rows_finds_what_the_index_finds(
         with CaptureQueriesContext(connection) as captured:
             walked = shown(words)
         reads = [q["sql"] for q in captured.captured_queries if "is_overdue" in q["sql"]]
-        if search.tests_rows_first() and sort != "owner" and words == "supervis" and not narrowed:
+        if search.tests_rows_first(words) and sort != "owner" and words == "supervis" and not narrowed:
             # Four rows held too few matches, so the index was read too; twelve or all of them, enough.
             assert len(reads) == (2 if walk == 4 else 1), reads
         with monkeypatch.context() as patched:
-            patched.setattr(search, "tests_rows_first", lambda: False)
+            patched.setattr(search, "tests_rows_first", lambda words: False)
             assert walked == shown(words), words
