@@ -151,6 +151,11 @@ def test_a_recommendation_reads_as_drf_would_write_its_declared_fields(plan, lea
     Recommendation.objects.filter(pk=plan["closed"].pk).update(
         status=Recommendation.Status.SUPERSEDED, superseded_by=plan["soon"], target_date=TODAY
     )
+    # Times in summer and in winter (the time zone's two offsets), with and without microseconds.
+    Recommendation.objects.filter(pk=plan["soon"].pk).update(
+        created_at=dt.datetime(2025, 7, 1, 23, 30, tzinfo=dt.UTC),
+        updated_at=dt.datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=dt.UTC),
+    )
     EvidenceFactory(recommendation=plan["soon"], added_by=olly)
     rows = policy.with_facts(permissions.visible_recommendations(lead).with_related(), lead).order_by("pk")
     serializer = RecommendationSerializer(context={"request": SimpleNamespace(user=lead)})
