@@ -395,7 +395,8 @@ def _first_rows(
 ) -> dict[str, list[Recommendation]]:
     """Each group's first rows in two queries, however many groups: the ids of every group's first rows in
     one UNION ALL (each chosen by its ids alone, so sorting a large group, every item awaiting assurance,
-    moves ids rather than whole joined rows), then those rows in full (not asked when there are none)."""
+    moves ids rather than whole joined rows), then those rows in full (not asked when there are none); a
+    third only when a row was returned or its target moved (``_read_returns_and_moves``)."""
     chosen = tracker_counts.union_all(
         tracker_counts.first(selected[key].order_by(*GROUPS[key].order), key, INBOX_ROWS) for key in keys
     )
