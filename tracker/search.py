@@ -134,7 +134,7 @@ def tests_rows_first(words: str) -> bool:
     tested against them, where reading every match and sorting them cost 22 ms at 50,000 for a common word.
     Shorter words are not in that index, and their ``like`` would read every finding.
     """
-    return connection.vendor == "postgresql" or (connection.vendor == "sqlite" and len(words) >= MIN_INDEXED)
+    return connection.vendor == "postgresql" or _in_fts(words)
 
 
 def like(words: str) -> Q:
